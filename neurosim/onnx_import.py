@@ -1,0 +1,424 @@
+"""ONNX file -> :class:`neurosim.graph.Graph`.
+
+Only the operators a converted SNN can represent are accepted; anything else is
+a :class:`UserError` that names the node, its op type and the supported list.
+BatchNormalization is folded into the Conv/Gemm before it, a constant Add after
+MatMul/Conv becomes its bias, Identity and Dropout are dropped, and a trailing
+Softmax is dropped (it does not change the argmax). Shapes are inferred here,
+statically, with a free batch dimension.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .graph import (Add, AvgPool, Conv, Dense, Graph, Input, MaxPool, Node, Relu,
+                    Reshape)
+
+SUPPORTED_OPS = (
+    "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
+    "MaxPool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout",
+    "Constant", "Softmax",
+)
+
+
+def load_onnx(path: str | Path, name: str | None = None) -> Graph:
+    """Read and check an ONNX file, then convert it. Bad files raise UserError."""
+    import onnx
+    from onnx import numpy_helper  # noqa: F401  (import check only)
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise UserError(f"{path}: not a readable ONNX file (truncated or not ONNX): "
+                        f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise UserError(f"{path}: not an ONNX model (no graph or no nodes found)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise UserError(f"{path}: the ONNX checker rejects this model: "
+                        f"{str(exc).splitlines()[0][:300]}") from None
+    return _Converter(model, path, name or path.stem).convert()
+
+
+def _attrs(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+class _Converter:
+    def __init__(self, model, path: Path, name: str):
+        self.model = model
+        self.graph = model.graph
+        self.path = path
+        self.name = name
+        self.consts: dict[str, np.ndarray] = {}
+        self.alias: dict[str, str] = {}  # ONNX tensor name -> IR node name
+        self.nodes: dict[str, Node] = {}
+        self.uses: dict[str, int] = {}  # ONNX tensor name -> number of consuming nodes
+
+    # ---- helpers -------------------------------------------------------------------
+    def err(self, onnx_node, msg: str) -> UserError:
+        return UserError(f"{self.path}: ONNX node '{onnx_node.name}' ({onnx_node.op_type}): {msg}")
+
+    def const(self, onnx_node, tensor: str, what: str) -> np.ndarray:
+        if tensor not in self.consts:
+            raise self.err(onnx_node, f"expected {what} '{tensor}' to be a constant "
+                           f"(initializer or Constant node), found a computed tensor")
+        return self.consts[tensor]
+
+    def act(self, onnx_node, tensor: str) -> Node:
+        if tensor in self.consts:
+            raise self.err(onnx_node, f"expected input '{tensor}' to be an activation, "
+                           f"found a constant")
+        if tensor not in self.alias:
+            raise self.err(onnx_node, f"input '{tensor}' is not produced by any earlier node")
+        return self.nodes[self.alias[tensor]]
+
+    def add(self, onnx_node, node: Node) -> None:
+        base, k = node.name, 1
+        while node.name in self.nodes:
+            node.name = f"{base}_{k}"
+            k += 1
+        self.nodes[node.name] = node
+        self.alias[onnx_node.output[0]] = node.name
+
+    def sole_use(self, tensor: str) -> bool:
+        return self.uses.get(tensor, 0) == 1
+
+    # ---- conversion ------------------------------------------------------------------
+    def convert(self) -> Graph:
+        import onnx
+        from onnx import numpy_helper
+
+        g = self.graph
+        for init in g.initializer:
+            arr = numpy_helper.to_array(init).astype(np.float64, copy=False) \
+                if numpy_helper.to_array(init).dtype.kind == "f" else numpy_helper.to_array(init)
+            self.consts[init.name] = arr
+        for i, n in enumerate(g.node):
+            if not n.name:
+                n.name = f"{n.op_type}_{i}"
+            for t in n.input:
+                self.uses[t] = self.uses.get(t, 0) + 1
+        for out in g.output:
+            self.uses[out.name] = self.uses.get(out.name, 0) + 1
+
+        real_inputs = [i for i in g.input if i.name not in self.consts]
+        if len(real_inputs) != 1:
+            raise UserError(f"{self.path}: expected exactly one graph input, found "
+                            f"{len(real_inputs)} ({', '.join(i.name for i in real_inputs) or 'none'})")
+        if len(g.output) != 1:
+            raise UserError(f"{self.path}: expected exactly one graph output, found "
+                            f"{len(g.output)} ({', '.join(o.name for o in g.output)})")
+        inp = real_inputs[0]
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) not in (2, 4):
+            raise UserError(f"{self.path}: graph input '{inp.name}' must have shape (N, F) or "
+                            f"(N, C, H, W), found rank {len(dims)}")
+        shape = []
+        for d in list(dims)[1:]:
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                raise UserError(f"{self.path}: graph input '{inp.name}' must have static "
+                                f"non-batch dimensions, found "
+                                f"'{d.dim_param or '?'}' in {[x.dim_param or x.dim_value for x in dims]}")
+            shape.append(int(d.dim_value))
+        in_name = inp.name
+        self.nodes[in_name] = Input(in_name, (), tuple(shape))
+        self.alias[inp.name] = in_name
+
+        for n in g.node:
+            if n.op_type not in SUPPORTED_OPS:
+                raise UserError(
+                    f"{self.path}: ONNX node '{n.name}' has op type '{n.op_type}', which neurosim "
+                    f"does not support. Supported: {', '.join(SUPPORTED_OPS)}")
+            if n.domain not in ("", "ai.onnx"):
+                raise self.err(n, f"expected the default ONNX domain, found '{n.domain}'")
+            getattr(self, "op_" + n.op_type)(n, _attrs(n))
+
+        out = g.output[0].name
+        if out in self.consts or out not in self.alias:
+            raise UserError(f"{self.path}: graph output '{out}' is not computed from the input")
+        graph = Graph(self.name, str(self.path), self._prune(self.alias[out]), in_name,
+                      self.alias[out])
+        self._check_finite(graph)
+        return graph
+
+    def _prune(self, out: str) -> dict[str, Node]:
+        keep, stack = set(), [out]
+        while stack:
+            k = stack.pop()
+            if k not in keep:
+                keep.add(k)
+                stack.extend(self.nodes[k].inputs)
+        return {k: v for k, v in self.nodes.items() if k in keep}
+
+    def _check_finite(self, graph: Graph) -> None:
+        for node in graph.nodes.values():
+            for pname in ("weight", "bias"):
+                arr = getattr(node, pname, None)
+                if arr is not None and not np.all(np.isfinite(arr)):
+                    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+                    raise UserError(f"{self.path}: ONNX node '{node.name}' ({node.op}) has "
+                                    f"{bad} NaN/Inf value(s) in its {pname}; expected finite numbers")
+
+    # ---- operators -----------------------------------------------------------------------
+    def op_Constant(self, n, a):
+        from onnx import numpy_helper
+
+        if "value" not in a:
+            raise self.err(n, f"expected a 'value' tensor attribute, found {sorted(a)}")
+        arr = numpy_helper.to_array(a["value"])
+        self.consts[n.output[0]] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
+
+    def op_Identity(self, n, a):
+        if n.input[0] in self.consts:
+            self.consts[n.output[0]] = self.consts[n.input[0]]
+        else:
+            self.alias[n.output[0]] = self.act(n, n.input[0]).name
+
+    def op_Dropout(self, n, a):
+        if len(n.output) > 1 and n.output[1] and self.uses.get(n.output[1], 0):
+            raise self.err(n, "expected the dropout mask output to be unused, found it consumed")
+        self.alias[n.output[0]] = self.act(n, n.input[0]).name
+
+    def op_Softmax(self, n, a):
+        if n.output[0] != self.graph.output[0].name:
+            raise self.err(n, "Softmax is only supported as the last node (it is dropped, "
+                           "which keeps the argmax); found it inside the network")
+        self.alias[n.output[0]] = self.act(n, n.input[0]).name
+
+    def op_Relu(self, n, a):
+        x = self.act(n, n.input[0])
+        self.add(n, Relu(n.name, (x.name,), x.shape))
+
+    def _spatial(self, n, x: Node) -> tuple[int, int, int]:
+        if len(x.shape) != 3:
+            raise self.err(n, f"expected a (C, H, W) input per sample, found shape {x.shape}")
+        return x.shape
+
+    def _pads(self, n, a, in_hw, k, s, d) -> tuple[int, int, int, int]:
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("NOTSET", ""):
+            p = list(a.get("pads", [0, 0, 0, 0]))
+            if len(p) != 4:
+                raise self.err(n, f"expected 4 pads for 2-D spatial input, found {p}")
+            return (p[0], p[1], p[2], p[3])
+        if auto == "VALID":
+            return (0, 0, 0, 0)
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = []
+            for i in range(2):
+                out = math.ceil(in_hw[i] / s[i])
+                total = max(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in_hw[i])
+                lo = total // 2 if auto == "SAME_UPPER" else total - total // 2
+                pads.append((lo, total - lo))
+            return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+        raise self.err(n, f"expected auto_pad NOTSET, VALID, SAME_UPPER or SAME_LOWER, found {auto}")
+
+    def _window_out(self, n, in_hw, k, s, pads, d) -> tuple[int, int]:
+        if any(v < 1 for v in (*k, *s, *d)):
+            raise self.err(n, f"expected positive kernel, strides and dilations, found "
+                           f"kernel={k} strides={s} dilations={d}")
+        out = []
+        for i in range(2):
+            span = (k[i] - 1) * d[i] + 1
+            size = in_hw[i] + pads[i] + pads[i + 2] - span
+            if size < 0:
+                raise self.err(n, f"kernel {k} does not fit input {in_hw} with pads {pads}")
+            out.append(size // s[i] + 1)
+        return tuple(out)
+
+    def _check_2d(self, n, a, keys=("kernel_shape", "strides", "dilations")):
+        for key in keys:
+            if key in a and len(a[key]) != 2:
+                raise self.err(n, f"expected 2-D '{key}', found {list(a[key])}")
+        if a.get("ceil_mode", 0):
+            raise self.err(n, "expected ceil_mode=0, found ceil_mode=1")
+
+    def op_Conv(self, n, a):
+        x = self.act(n, n.input[0])
+        c, h, w = self._spatial(n, x)
+        weight = self.const(n, n.input[1], "weight")
+        if weight.ndim != 4:
+            raise self.err(n, f"expected a 4-D weight (2-D convolution), found shape {weight.shape}")
+        groups = int(a.get("group", 1))
+        o, cg, kh, kw = weight.shape
+        if c % groups or o % groups or cg != c // groups:
+            raise self.err(n, f"weight shape {weight.shape} does not match {c} input channels "
+                           f"in {groups} group(s)")
+        bias = (self.const(n, n.input[2], "bias") if len(n.input) > 2 and n.input[2]
+                else np.zeros(o))
+        if bias.shape != (o,):
+            raise self.err(n, f"expected bias of shape ({o},), found {bias.shape}")
+        self._check_2d(n, a)
+        if "kernel_shape" in a and tuple(a["kernel_shape"]) != (kh, kw):
+            raise self.err(n, f"kernel_shape {list(a['kernel_shape'])} disagrees with the weight {weight.shape}")
+        s = tuple(a.get("strides", (1, 1)))
+        d = tuple(a.get("dilations", (1, 1)))
+        pads = self._pads(n, a, (h, w), (kh, kw), s, d)
+        oh, ow = self._window_out(n, (h, w), (kh, kw), s, pads, d)
+        self.add(n, Conv(n.name, (x.name,), (o, oh, ow), weight=np.array(weight, np.float64),
+                         bias=np.array(bias, np.float64), stride=s, pads=pads, dilation=d,
+                         groups=groups))
+
+    def _flat_input(self, n, x: Node) -> int:
+        if len(x.shape) != 1:
+            raise self.err(n, f"expected a flat (N, F) input, found per-sample shape {x.shape}; "
+                           f"add a Flatten before it")
+        return x.shape[0]
+
+    def op_Gemm(self, n, a):
+        if a.get("transA", 0):
+            raise self.err(n, "expected transA=0, found transA=1")
+        x = self.act(n, n.input[0])
+        f = self._flat_input(n, x)
+        b = self.const(n, n.input[1], "weight")
+        weight = (b if a.get("transB", 0) else b.T) * float(a.get("alpha", 1.0))
+        if weight.ndim != 2 or weight.shape[1] != f:
+            raise self.err(n, f"weight of shape {b.shape} does not take {f} input features")
+        out = weight.shape[0]
+        if len(n.input) > 2 and n.input[2]:
+            c = self.const(n, n.input[2], "bias") * float(a.get("beta", 1.0))
+            try:
+                bias = np.broadcast_to(c.reshape(-1) if c.size == out else c, (out,)).copy()
+            except ValueError:
+                raise self.err(n, f"bias of shape {c.shape} does not broadcast to ({out},)") from None
+        else:
+            bias = np.zeros(out)
+        self.add(n, Dense(n.name, (x.name,), (out,), weight=np.array(weight, np.float64),
+                          bias=np.array(bias, np.float64)))
+
+    def op_MatMul(self, n, a):
+        x = self.act(n, n.input[0])
+        f = self._flat_input(n, x)
+        b = self.const(n, n.input[1], "weight")
+        if b.ndim != 2 or b.shape[0] != f:
+            raise self.err(n, f"weight of shape {b.shape} does not take {f} input features")
+        self.add(n, Dense(n.name, (x.name,), (b.shape[1],), weight=np.array(b.T, np.float64),
+                          bias=np.zeros(b.shape[1])))
+
+    def op_Add(self, n, a):
+        ins = list(n.input)
+        const = [t for t in ins if t in self.consts]
+        if len(const) == 2:
+            raise self.err(n, "expected at least one activation input, found two constants")
+        if len(const) == 1:  # a bias: fold into the Conv/Dense that produces the other input
+            c = self.consts[const[0]]
+            other = ins[1] if ins[0] == const[0] else ins[0]
+            x = self.act(n, other)
+            if x.op not in ("conv", "dense") or not self.sole_use(other):
+                raise self.err(n, "a constant Add is supported only as the bias of a Conv, Gemm "
+                               f"or MatMul whose output it alone uses; found it after '{x.name}' ({x.op})")
+            channels = x.shape[0]
+            vec = np.asarray(c, np.float64)
+            squeezed = vec.reshape(-1) if vec.size == channels else None
+            ok = squeezed is not None and (vec.ndim <= 1 or (x.op == "conv" and vec.shape[-2:] == (1, 1))
+                                           or (x.op == "dense" and vec.shape[-1] == channels))
+            if vec.size == 1:
+                squeezed, ok = np.full(channels, float(vec.reshape(-1)[0])), True
+            if not ok:
+                raise self.err(n, f"bias of shape {vec.shape} does not broadcast per channel over "
+                               f"{x.shape}")
+            x.bias = x.bias + squeezed
+            self.alias[n.output[0]] = x.name
+            return
+        x, y = self.act(n, ins[0]), self.act(n, ins[1])
+        if x.shape != y.shape:
+            raise self.err(n, f"expected two inputs of equal shape, found {x.shape} and {y.shape}")
+        self.add(n, Add(n.name, (x.name, y.name), x.shape))
+
+    def op_BatchNormalization(self, n, a):
+        x = self.act(n, n.input[0])
+        if a.get("training_mode", 0):
+            raise self.err(n, "expected an inference-mode BatchNormalization, found training_mode=1")
+        if x.op not in ("conv", "dense") or not self.sole_use(n.input[0]):
+            raise self.err(n, "BatchNormalization is folded into the Conv/Gemm before it; found it "
+                           f"after '{x.name}' ({x.op}){'' if self.sole_use(n.input[0]) else ' whose output is also used elsewhere'}")
+        scale, beta, mean, var = (self.const(n, t, w) for t, w in
+                                  zip(n.input[1:5], ("scale", "bias", "mean", "var")))
+        ch = x.shape[0]
+        for arr, w in ((scale, "scale"), (beta, "bias"), (mean, "mean"), (var, "var")):
+            if arr.shape != (ch,):
+                raise self.err(n, f"expected {w} of shape ({ch},), found {arr.shape}")
+        if np.any(var < 0):
+            raise self.err(n, "expected non-negative running variances, found a negative one")
+        s = scale / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+        x.weight = x.weight * s.reshape((-1,) + (1,) * (x.weight.ndim - 1))
+        x.bias = (x.bias - mean) * s + beta
+        self.alias[n.output[0]] = x.name
+
+    def op_AveragePool(self, n, a):
+        x = self.act(n, n.input[0])
+        c, h, w = self._spatial(n, x)
+        self._check_2d(n, a, ("kernel_shape", "strides"))
+        k = tuple(a["kernel_shape"])
+        s = tuple(a.get("strides", (1, 1)))
+        if tuple(a.get("dilations", (1, 1))) != (1, 1):
+            raise self.err(n, f"expected dilations (1, 1), found {list(a['dilations'])}")
+        pads = self._pads(n, a, (h, w), k, s, (1, 1))
+        oh, ow = self._window_out(n, (h, w), k, s, pads, (1, 1))
+        self.add(n, AvgPool(n.name, (x.name,), (c, oh, ow), kernel=k, stride=s, pads=pads,
+                            count_include_pad=bool(a.get("count_include_pad", 0))))
+
+    def op_GlobalAveragePool(self, n, a):
+        x = self.act(n, n.input[0])
+        c, h, w = self._spatial(n, x)
+        self.add(n, AvgPool(n.name, (x.name,), (c, 1, 1), kernel=(h, w), stride=(1, 1)))
+
+    def op_MaxPool(self, n, a):
+        x = self.act(n, n.input[0])
+        c, h, w = self._spatial(n, x)
+        if len(n.output) > 1 and n.output[1] and self.uses.get(n.output[1], 0):
+            raise self.err(n, "expected the Indices output to be unused, found it consumed")
+        self._check_2d(n, a)
+        if a.get("storage_order", 0):
+            pass  # only affects the unused Indices output
+        k = tuple(a["kernel_shape"])
+        s = tuple(a.get("strides", (1, 1)))
+        d = tuple(a.get("dilations", (1, 1)))
+        pads = self._pads(n, a, (h, w), k, s, d)
+        oh, ow = self._window_out(n, (h, w), k, s, pads, d)
+        self.add(n, MaxPool(n.name, (x.name,), (c, oh, ow), kernel=k, stride=s, pads=pads,
+                            dilation=d))
+
+    def op_Flatten(self, n, a):
+        x = self.act(n, n.input[0])
+        if int(a.get("axis", 1)) != 1:
+            raise self.err(n, f"expected axis=1 (keep the batch dimension), found axis={a.get('axis')}")
+        self.add(n, Reshape(n.name, (x.name,), (int(np.prod(x.shape)),)))
+
+    def op_Reshape(self, n, a):
+        x = self.act(n, n.input[0])
+        target = [int(v) for v in self.const(n, n.input[1], "shape").reshape(-1)]
+        size = int(np.prod(x.shape))
+        if not target:
+            raise self.err(n, "expected a non-empty target shape")
+        rest = target[1:]
+        # the first entry is the batch: 0 (copy), -1, or the batch size the model was exported with
+        if target[0] > 0 and -1 in rest:
+            raise self.err(n, f"target shape {target} fixes the batch size and infers another "
+                           f"dimension; expected the batch dimension first as 0 or -1")
+        rest = [x.shape[i] if v == 0 and not a.get("allowzero", 0) and i < len(x.shape) else v
+                for i, v in enumerate(rest)]
+        if rest.count(-1) > 1 or any(v < -1 for v in rest):
+            raise self.err(n, f"invalid target shape {target}")
+        if -1 in rest:
+            known = int(np.prod([v for v in rest if v != -1]))
+            if known <= 0 or size % known:
+                raise self.err(n, f"cannot reshape {x.shape} to {target}")
+            rest[rest.index(-1)] = size // known
+        if int(np.prod(rest)) != size:
+            raise self.err(n, f"cannot reshape a sample of shape {x.shape} ({size} values) to "
+                           f"{target}; expected the batch dimension first and {size} values per sample")
+        self.add(n, Reshape(n.name, (x.name,), tuple(rest)))
