@@ -1,0 +1,486 @@
+"""Hardware profiles: schema, loader and validator (DESIGN §4, §5, §6).
+
+A profile is a YAML file. Every number in it is a *sourced number*: a mapping
+``{value: <number>, source: <id or list of ids>, note: <optional text>}`` whose source ids must
+be declared under ``sources``. The loader rejects anything else with a ``UserError`` naming the
+file, the key path (``energy_pj.synop``), what was expected and what was found. The accepted
+keys and their units are documented in ``docs_profiles_section.md`` (README, "Hardware
+profiles") and mirrored in ``SCHEMA`` below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from neurosim.counts import PRICE_OF, PRICED_ACTIONS
+from neurosim.errors import UserError, did_you_mean
+
+# Bundled profiles live at the repository top, next to the package (see bundled_dir()).
+_BUNDLED_DIR = Path(__file__).resolve().parents[2] / "hw_configs"
+
+WEIGHT_SCALES = ("per_layer_pow2", "per_layer")
+OVERFLOWS = ("saturate", "wrap")
+ROUNDS = ("floor", "nearest")
+TIMING_UNITS = ("ns", "cycles")
+SYNCS = ("barrier", "dataflow")
+
+# Price names an SNN run needs a time for (the ANN `mac` may be timed but need not be).
+TIMED_ACTIONS = tuple(a for a in PRICED_ACTIONS if a != "mac")
+
+# key -> (required?, kind). kinds: "str", "sourced", "enum:<a|b>", "section", "sources"
+SCHEMA = {
+    "": {
+        "name": (True, "str"),
+        "description": (False, "str"),
+        "sources": (True, "sources"),
+        "arithmetic": (True, "section"),
+        "energy_pj": (True, "section"),
+        "static_power_w": (True, "sourced"),
+        "timing": (True, "section"),
+        "cores": (True, "section"),
+    },
+    "arithmetic": {
+        "weight_bits": (True, "sourced"),
+        "state_bits": (True, "sourced"),
+        "frac_bits": (True, "sourced"),
+        "weight_scale": (True, "enum"),
+        "overflow": (True, "enum"),
+        "round": (True, "enum"),
+        "max_beta_terms": (True, "sourced"),
+        "note": (False, "str"),
+    },
+    "timing": {
+        "unit": (True, "enum"),
+        "clock_hz": (False, "sourced"),
+        "per_action": (True, "section"),
+        "sync": (True, "enum"),
+        "barrier_ns": (False, "sourced"),
+        "min_step_ns": (False, "sourced"),
+        "note": (False, "str"),
+    },
+    "cores": {
+        "count": (True, "sourced"),
+        "neurons_per_core": (True, "sourced"),
+        "synapse_memory_bits": (True, "sourced"),
+        "bits_per_synapse": (False, "sourced"),
+        "hop_energy_pj": (True, "sourced"),
+        "hop_latency_ns": (True, "sourced"),
+        "note": (False, "str"),
+    },
+}
+ENUMS = {
+    "arithmetic.weight_scale": WEIGHT_SCALES,
+    "arithmetic.overflow": OVERFLOWS,
+    "arithmetic.round": ROUNDS,
+    "timing.unit": TIMING_UNITS,
+    "timing.sync": SYNCS,
+}
+SOURCED_KEYS = ("value", "source", "note")
+SOURCE_KEYS = ("id", "reference", "url", "note")
+
+
+# --------------------------------------------------------------------------- data types
+@dataclass(frozen=True)
+class Source:
+    id: str
+    reference: str
+    url: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A number with the ids of the sources it comes from and an optional derivation note."""
+
+    value: float
+    source: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    weight_bits: int
+    state_bits: int
+    frac_bits: int
+    weight_scale: str
+    overflow: str
+    round: str
+    max_beta_terms: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Timing:
+    unit: str                       # as written in the file: "ns" or "cycles"
+    clock_hz: float | None
+    per_action_ns: dict             # price name -> ns (converted from cycles when unit=cycles)
+    sync: str                       # "barrier" or "dataflow"
+    barrier_ns: float               # 0.0 for dataflow
+    min_step_ns: float              # 0.0 when not given
+
+    def ns(self, price_name: str) -> float:
+        return float(self.per_action_ns.get(price_name, 0.0))
+
+
+@dataclass(frozen=True)
+class Cores:
+    count: int
+    neurons_per_core: int
+    synapse_memory_bits: int
+    bits_per_synapse: int | None    # None: a stored synapse takes arithmetic.weight_bits bits
+    hop_energy_pj: float
+    hop_latency_ns: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    description: str
+    sources: tuple[Source, ...]
+    arithmetic: Arithmetic
+    energy_pj: dict                 # price name -> pJ (keys: PRICED_ACTIONS)
+    static_power_w: float
+    timing: Timing
+    cores: Cores
+    provenance: dict = field(default_factory=dict, compare=False)  # key path -> Sourced
+
+    def price(self, action: str) -> float:
+        """pJ for one counted action (``spike_out_pos``/``_neg`` map to ``spike_out``)."""
+        return float(self.energy_pj[PRICE_OF.get(action, action)])
+
+    def action_ns(self, action: str) -> float:
+        return self.timing.ns(PRICE_OF.get(action, action))
+
+    @property
+    def bits_per_synapse(self) -> int:
+        return self.cores.bits_per_synapse or self.arithmetic.weight_bits
+
+    def to_dict(self) -> dict:
+        """JSON-ready ``hw`` block (DESIGN §8 requires at least ``name`` and ``path``)."""
+        a, t, c = self.arithmetic, self.timing, self.cores
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "arithmetic": {
+                "weight_bits": a.weight_bits, "state_bits": a.state_bits,
+                "frac_bits": a.frac_bits, "weight_scale": a.weight_scale,
+                "overflow": a.overflow, "round": a.round, "max_beta_terms": a.max_beta_terms,
+            },
+            "energy_pj": dict(self.energy_pj),
+            "static_power_w": self.static_power_w,
+            "timing": {"per_action_ns": dict(t.per_action_ns), "sync": t.sync,
+                       "barrier_ns": t.barrier_ns, "min_step_ns": t.min_step_ns,
+                       "clock_hz": t.clock_hz},
+            "cores": {"count": c.count, "neurons_per_core": c.neurons_per_core,
+                      "synapse_memory_bits": c.synapse_memory_bits,
+                      "bits_per_synapse": self.bits_per_synapse,
+                      "hop_energy_pj": c.hop_energy_pj, "hop_latency_ns": c.hop_latency_ns},
+            "sources": [{"id": s.id, "reference": s.reference} for s in self.sources],
+        }
+
+
+# --------------------------------------------------------------------------- locating files
+def bundled_dir() -> Path:
+    """Where bundled profiles live: ``hw_configs/`` at the repository top."""
+    return _BUNDLED_DIR
+
+
+def bundled_profiles() -> list[Path]:
+    """The bundled profile files, sorted by name."""
+    d = bundled_dir()
+    return sorted(d.glob("*.yaml")) if d.is_dir() else []
+
+
+def resolve_profile_path(path_or_name) -> Path:
+    """A path as given, or a bare name (``loihi_like``) -> ``hw_configs/loihi_like.yaml``."""
+    s = str(path_or_name)
+    looks_like_path = isinstance(path_or_name, Path) or "/" in s or "\\" in s or s.endswith(
+        (".yaml", ".yml"))
+    if looks_like_path:
+        p = Path(s)
+        if not p.exists():
+            raise UserError(f"{p}: hardware profile file not found")
+        if p.is_dir():
+            raise UserError(f"{p}: expected a hardware profile YAML file, found a directory")
+        return p
+    p = bundled_dir() / f"{s}.yaml"
+    if p.exists():
+        return p
+    names = [q.stem for q in bundled_profiles()]
+    if Path(s).exists():  # a file in the working directory without a .yaml suffix
+        return Path(s)
+    raise UserError(
+        f"{s}: no such hardware profile: expected a YAML file path or one of the bundled "
+        f"names {', '.join(names) or '(none)'}{did_you_mean(s, names)}"
+    )
+
+
+# --------------------------------------------------------------------------- validation
+class _Said(str):
+    """Text already worded for the 'found' part of a message."""
+
+
+def _describe(v) -> str:
+    if v is None:
+        return "nothing (null)"
+    if isinstance(v, bool):
+        return f"the boolean {str(v).lower()}"
+    if isinstance(v, (int, float)):
+        return f"the number {v!r}"
+    if isinstance(v, str):
+        return f"the string {v!r}"
+    if isinstance(v, list):
+        return f"a list of {len(v)} item(s)"
+    if isinstance(v, dict):
+        return f"a mapping with keys {', '.join(map(str, v)) or '(none)'}"
+    return f"a {type(v).__name__}"
+
+
+class _Checker:
+    def __init__(self, path: Path):
+        self.path = path
+        self.source_ids: list[str] = []
+        self.provenance: dict[str, Sourced] = {}
+
+    def fail(self, key: str, expected: str, found) -> None:
+        """``found`` is a value (described for the user) or an already-worded ``_Said``."""
+        found_txt = str(found) if isinstance(found, _Said) else _describe(found)
+        raise UserError(f"{self.path}: {key or '(top level)'}: expected {expected}, found {found_txt}")
+
+    def mapping(self, key: str, v, what: str = "a mapping") -> dict:
+        if not isinstance(v, dict):
+            self.fail(key, what, v)
+        for k in v:
+            if not isinstance(k, str):
+                self.fail(key, "text keys", _Said(f"the key {k!r}"))
+        return v
+
+    def keys(self, key: str, v: dict, allowed, required) -> None:
+        for k in v:
+            if k not in allowed:
+                raise UserError(
+                    f"{self.path}: {_join(key, k)}: unknown key{did_you_mean(k, allowed)}; "
+                    f"expected one of {', '.join(allowed)}")
+        for k in required:
+            if k not in v:
+                self.fail(_join(key, k), "this key to be present", _Said("no such key"))
+
+    def text(self, key: str, v) -> str:
+        if not isinstance(v, str) or not v.strip():
+            self.fail(key, "a non-empty string", v)
+        return v
+
+    def enum(self, key: str, v, choices) -> str:
+        if not isinstance(v, str) or v not in choices:
+            hint = did_you_mean(v, choices) if isinstance(v, str) else ""
+            self.fail(key, f"one of {', '.join(choices)}", _Said(f"{_describe(v)}{hint}"))
+        return v
+
+    def number(self, key: str, v) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(key, "a number", v)
+        if not math.isfinite(v):
+            self.fail(key, "a finite number", v)
+        if v < 0:
+            self.fail(key, "a number >= 0", v)
+        return v
+
+    def sourced(self, key: str, v) -> Sourced:
+        expected = "a sourced number {value: <number>, source: <source id>, note: <optional text>}"
+        if not isinstance(v, dict):
+            self.fail(key, expected, v)
+        self.keys(key, v, SOURCED_KEYS, ("value", "source"))
+        value = self.number(_join(key, "value"), v["value"])
+        src = v["source"]
+        ids = [src] if isinstance(src, str) else src
+        if not isinstance(ids, list) or not ids or not all(isinstance(s, str) and s for s in ids):
+            self.fail(_join(key, "source"), "a source id or a non-empty list of source ids", src)
+        for s in ids:
+            if s not in self.source_ids:
+                self.fail(_join(key, "source"),
+                          f"a source id declared under sources ({', '.join(self.source_ids)})",
+                          _Said(f"the unknown id {s!r}{did_you_mean(s, self.source_ids)}"))
+        note = v.get("note", "")
+        if note is None or not isinstance(note, str):
+            self.fail(_join(key, "note"), "a string", note)
+        out = Sourced(float(value), tuple(ids), note)
+        self.provenance[key] = out
+        return out
+
+    def integer(self, key: str, s: Sourced, lo: int, hi: int | None = None) -> int:
+        v = s.value
+        if v != int(v):
+            self.fail(_join(key, "value"), "a whole number", v)
+        v = int(v)
+        if v < lo or (hi is not None and v > hi):
+            rng = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number >= {lo}"
+            self.fail(_join(key, "value"), rng, v)
+        return v
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}.{b}" if a else b
+
+
+def _section_keys(section: str):
+    spec = SCHEMA[section]
+    return tuple(spec), tuple(k for k, (req, _) in spec.items() if req)
+
+
+def load_profile(path_or_name) -> Profile:
+    """Load and validate a profile: a YAML path, or a bundled name like ``loihi_like``.
+
+    Raises ``UserError`` (never anything else for a bad file) naming the file and key path.
+    """
+    path = resolve_profile_path(path_or_name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the hardware profile: {e}") from None
+    if not text.strip():
+        raise UserError(f"{path}: (top level): expected a hardware profile mapping, found an empty file")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = ""
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}: (top level): expected valid YAML, found a syntax error{where}: "
+                        f"{problem}") from None
+    return _validate(path, doc)
+
+
+def _validate(path: Path, doc) -> Profile:
+    c = _Checker(path)
+    if doc is None:
+        raise UserError(f"{path}: (top level): expected a hardware profile mapping, found an empty document")
+    c.mapping("", doc, "a mapping of profile keys (name, sources, arithmetic, ...)")
+    allowed, required = _section_keys("")
+    c.keys("", doc, allowed, required)
+    name = c.text("name", doc["name"])
+    description = c.text("description", doc["description"]) if "description" in doc else ""
+
+    # sources first: every sourced number is checked against these ids
+    srcs = doc["sources"]
+    if not isinstance(srcs, list) or not srcs:
+        c.fail("sources", "a non-empty list of {id, reference} entries", srcs)
+    sources = []
+    for i, s in enumerate(srcs):
+        key = f"sources[{i}]"
+        c.mapping(key, s, "a mapping {id, reference, url (optional), note (optional)}")
+        c.keys(key, s, SOURCE_KEYS, ("id", "reference"))
+        sid = c.text(f"{key}.id", s["id"])
+        if sid in c.source_ids:
+            c.fail(f"{key}.id", "a unique source id", _Said(f"the id {sid!r} a second time"))
+        ref = c.text(f"{key}.reference", s["reference"])
+        url = c.text(f"{key}.url", s["url"]) if "url" in s else ""
+        note = c.text(f"{key}.note", s["note"]) if "note" in s else ""
+        c.source_ids.append(sid)
+        sources.append(Source(sid, ref, url, note))
+
+    # arithmetic (DESIGN §4)
+    ar = c.mapping("arithmetic", doc["arithmetic"])
+    c.keys("arithmetic", ar, *_section_keys("arithmetic"))
+    wb = c.integer("arithmetic.weight_bits", c.sourced("arithmetic.weight_bits", ar["weight_bits"]), 2, 32)
+    sb_s = c.sourced("arithmetic.state_bits", ar["state_bits"])
+    sb = c.integer("arithmetic.state_bits", sb_s, 2, 64)
+    if sb < wb:
+        c.fail("arithmetic.state_bits.value", f"a whole number >= weight_bits ({wb}) and <= 64", sb)
+    fb_s = c.sourced("arithmetic.frac_bits", ar["frac_bits"])
+    fb = c.integer("arithmetic.frac_bits", fb_s, 0)
+    if fb >= sb:
+        c.fail("arithmetic.frac_bits.value", f"a whole number >= 0 and < state_bits ({sb})", fb)
+    mbt = c.integer("arithmetic.max_beta_terms",
+                    c.sourced("arithmetic.max_beta_terms", ar["max_beta_terms"]), 1, 16)
+    arith = Arithmetic(
+        weight_bits=wb, state_bits=sb, frac_bits=fb,
+        weight_scale=c.enum("arithmetic.weight_scale", ar["weight_scale"], WEIGHT_SCALES),
+        overflow=c.enum("arithmetic.overflow", ar["overflow"], OVERFLOWS),
+        round=c.enum("arithmetic.round", ar["round"], ROUNDS),
+        max_beta_terms=mbt,
+        note=c.text("arithmetic.note", ar["note"]) if "note" in ar else "",
+    )
+
+    # energy per action (DESIGN §5): exactly the price names, every one present
+    en = c.mapping("energy_pj", doc["energy_pj"], "a mapping {action: sourced number in pJ}")
+    for k in en:
+        if k not in PRICED_ACTIONS:
+            hint = did_you_mean(k, PRICED_ACTIONS)
+            if k in ("spike_out_pos", "spike_out_neg"):
+                hint = " (both spike signs are priced by one 'spike_out')"
+            raise UserError(f"{path}: energy_pj.{k}: unknown action{hint}; expected one of "
+                            f"{', '.join(PRICED_ACTIONS)}")
+    for a in PRICED_ACTIONS:
+        if a not in en:
+            raise UserError(f"{path}: energy_pj.{a}: expected a price in pJ for the counted action "
+                            f"'{a}', found no such key (every counted action must be priced)")
+    energy = {a: c.sourced(f"energy_pj.{a}", en[a]).value for a in PRICED_ACTIONS}
+
+    static = c.sourced("static_power_w", doc["static_power_w"]).value
+
+    # timing
+    tm = c.mapping("timing", doc["timing"])
+    c.keys("timing", tm, *_section_keys("timing"))
+    unit = c.enum("timing.unit", tm["unit"], TIMING_UNITS)
+    clock = None
+    if unit == "cycles":
+        if "clock_hz" not in tm:
+            c.fail("timing.clock_hz", "a clock frequency (timing.unit is cycles)", _Said("no such key"))
+        clock = c.sourced("timing.clock_hz", tm["clock_hz"]).value
+        if clock <= 0:
+            c.fail("timing.clock_hz.value", "a number > 0", clock)
+    elif "clock_hz" in tm:
+        c.fail("timing.clock_hz", "no clock_hz when timing.unit is ns", tm["clock_hz"])
+    pa = c.mapping("timing.per_action", tm["per_action"], f"a mapping {{action: sourced number in {unit}}}")
+    for k in pa:
+        if k not in PRICED_ACTIONS:
+            raise UserError(f"{path}: timing.per_action.{k}: unknown action"
+                            f"{did_you_mean(k, PRICED_ACTIONS)}; expected one of "
+                            f"{', '.join(PRICED_ACTIONS)}")
+    for a in TIMED_ACTIONS:
+        if a not in pa:
+            raise UserError(f"{path}: timing.per_action.{a}: expected a time in {unit} for the "
+                            f"counted action '{a}', found no such key")
+    scale = 1.0 if unit == "ns" else 1e9 / clock
+    per_ns = {a: c.sourced(f"timing.per_action.{a}", pa[a]).value * scale for a in pa}
+    sync = c.enum("timing.sync", tm["sync"], SYNCS)
+    barrier = 0.0
+    if sync == "barrier":
+        if "barrier_ns" not in tm:
+            c.fail("timing.barrier_ns", "the barrier cost in ns (timing.sync is barrier)", _Said("no such key"))
+        barrier = c.sourced("timing.barrier_ns", tm["barrier_ns"]).value
+    elif "barrier_ns" in tm:
+        c.fail("timing.barrier_ns", "no barrier_ns when timing.sync is dataflow", tm["barrier_ns"])
+    min_step = c.sourced("timing.min_step_ns", tm["min_step_ns"]).value if "min_step_ns" in tm else 0.0
+    if "note" in tm:
+        c.text("timing.note", tm["note"])
+    timing = Timing(unit, clock, per_ns, sync, barrier, min_step)
+
+    # cores
+    co = c.mapping("cores", doc["cores"])
+    c.keys("cores", co, *_section_keys("cores"))
+    bps = None
+    if "bits_per_synapse" in co:
+        bps = c.integer("cores.bits_per_synapse", c.sourced("cores.bits_per_synapse", co["bits_per_synapse"]), 1, 64)
+    if "note" in co:
+        c.text("cores.note", co["note"])
+    cores = Cores(
+        count=c.integer("cores.count", c.sourced("cores.count", co["count"]), 1),
+        neurons_per_core=c.integer("cores.neurons_per_core",
+                                   c.sourced("cores.neurons_per_core", co["neurons_per_core"]), 1),
+        synapse_memory_bits=c.integer("cores.synapse_memory_bits",
+                                      c.sourced("cores.synapse_memory_bits", co["synapse_memory_bits"]), 1),
+        bits_per_synapse=bps,
+        hop_energy_pj=c.sourced("cores.hop_energy_pj", co["hop_energy_pj"]).value,
+        hop_latency_ns=c.sourced("cores.hop_latency_ns", co["hop_latency_ns"]).value,
+    )
+    return Profile(name=name, path=path, description=description, sources=tuple(sources),
+                   arithmetic=arith, energy_pj=energy, static_power_w=static, timing=timing,
+                   cores=cores, provenance=dict(c.provenance))
