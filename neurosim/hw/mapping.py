@@ -190,9 +190,9 @@ def format_profiles_table(paths=None) -> str:
         except ValueError:
             shown = p.name if p.parent == bundled_dir_safe() else str(p)
         srcs = ", ".join(s for s in d["sources"] if s != "neurosim_assumption")
-        rows.append([d["name"], _clip(shown, 28), d["weight_bits"], d["state_bits"], d["cores"],
-                     _clip(srcs, 34)])
-    return tabulate(rows, headers=["name", "file", "w bits", "state bits", "cores", "sources"],
+        rows.append([d["name"], _clip(shown, 26), d["weight_bits"], d["state_bits"], d["cores"],
+                     _clip(srcs, 26)])
+    return tabulate(rows, headers=["name", "file", "w bits", "s bits", "cores", "sources"],
                     tablefmt="simple")
 
 

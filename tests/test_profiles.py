@@ -1,0 +1,165 @@
+import math
+from pathlib import Path
+
+import pytest
+
+from neurosim.counts import PRICED_ACTIONS
+from neurosim.errors import UserError
+from neurosim.hw import (
+    LayerSize, bundled_profiles, format_mapping, format_profiles_table, load_profile,
+    map_layers, mapping_to_dict, profile_to_dict, profiles_to_dict,
+)
+from neurosim.hw.profile import TIMED_ACTIONS
+
+HERE = Path(__file__).parent
+BROKEN = HERE / "broken_profiles"
+LOIHI = Path(__file__).resolve().parents[1] / "hw_configs" / "loihi_like.yaml"
+
+# broken file -> the key path its message must name (and, where useful, a word it must contain)
+EXPECTED = {
+    "missing_name.yaml": ("name", "present"),
+    "unknown_top_key.yaml": ("static_powr_w", "did you mean 'static_power_w'"),
+    "unknown_energy_action.yaml": ("energy_pj.weigth_read", "did you mean 'weight_read'"),
+    "missing_price_synop.yaml": ("energy_pj.synop", "'synop'"),
+    "price_wrong_type.yaml": ("energy_pj.spike_out.value", "a number"),
+    "bare_number_price.yaml": ("energy_pj.compare", "sourced number"),
+    "negative_energy.yaml": ("energy_pj.fifo_read.value", ">= 0"),
+    "nan_energy.yaml": ("energy_pj.state_write.value", "finite"),
+    "inf_static_power.yaml": ("static_power_w.value", "finite"),
+    "weight_bits_too_large.yaml": ("arithmetic.weight_bits.value", "from 2 to 32"),
+    "weight_bits_too_small.yaml": ("arithmetic.weight_bits.value", "from 2 to 32"),
+    "state_below_weight_bits.yaml": ("arithmetic.state_bits.value", "weight_bits"),
+    "frac_bits_too_large.yaml": ("arithmetic.frac_bits.value", "state_bits"),
+    "bad_overflow_enum.yaml": ("arithmetic.overflow", "saturate, wrap"),
+    "bad_sync_enum.yaml": ("timing.sync", "did you mean 'barrier'"),
+    "unknown_source_id.yaml": ("cores.count.source", "davis2018"),
+    "barrier_without_cost.yaml": ("timing.barrier_ns", "barrier"),
+    "cycles_without_clock.yaml": ("timing.clock_hz", "cycles"),
+    "missing_timing_action.yaml": ("timing.per_action.spike_out", "'spike_out'"),
+    "split_spike_price.yaml": ("energy_pj.spike_out_pos", "spike_out"),
+    "cores_not_whole.yaml": ("cores.neurons_per_core.value", "whole number"),
+    "no_sources.yaml": ("sources", "non-empty"),
+    "arithmetic_not_mapping.yaml": ("arithmetic", "mapping"),
+    "yaml_syntax_error.yaml": ("(top level)", "line 40"),
+    "empty_file.yaml": ("(top level)", "empty file"),
+    "comment_only.yaml": ("(top level)", "empty document"),
+    "top_level_list.yaml": ("(top level)", "list"),
+}
+
+
+def test_corpus_is_complete_and_large_enough():
+    files = sorted(p.name for p in BROKEN.glob("*.yaml"))
+    assert files == sorted(EXPECTED), "every broken profile needs an expected key path"
+    assert len(files) >= 12
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_broken_profile_is_rejected_with_file_and_key(name):
+    key, word = EXPECTED[name]
+    with pytest.raises(UserError) as e:
+        load_profile(BROKEN / name)
+    msg = str(e.value)
+    assert name in msg, msg
+    assert f": {key}:" in msg, msg
+    assert word in msg, msg
+    assert "expected" in msg or "unknown" in msg, msg
+    assert "\n" not in msg
+
+
+def test_missing_price_names_the_action(tmp_path):
+    for action in ("shift", "spike_out", "mac"):
+        lines = LOIHI.read_text().splitlines(keepends=True)
+        start = lines.index(f"  {action}:\n")
+        end = start + 1
+        while lines[end].startswith("    "):
+            end += 1
+        p = tmp_path / f"no_{action}.yaml"
+        p.write_text("".join(lines[:start] + lines[end:]))
+        with pytest.raises(UserError, match=rf"energy_pj\.{action}: .*'{action}'"):
+            load_profile(p)
+
+
+@pytest.mark.parametrize("path", bundled_profiles(), ids=lambda p: p.stem)
+def test_bundled_profile_validates(path):
+    prof = load_profile(path)
+    assert prof.name == path.stem
+    assert set(prof.energy_pj) == set(PRICED_ACTIONS)
+    assert all(math.isfinite(v) and v >= 0 for v in prof.energy_pj.values())
+    assert set(TIMED_ACTIONS) <= set(prof.timing.per_action_ns)
+    a = prof.arithmetic
+    assert 2 <= a.weight_bits <= a.state_bits <= 64 and 0 <= a.frac_bits < a.state_bits
+    ids = {s.id for s in prof.sources}
+    # every number has at least one declared source, and every priced action is in provenance
+    for key, sourced in prof.provenance.items():
+        assert sourced.source and set(sourced.source) <= ids, key
+    for act in PRICED_ACTIONS:
+        assert f"energy_pj.{act}" in prof.provenance
+
+
+def test_three_profiles_are_bundled_and_found_by_name():
+    names = {p.stem for p in bundled_profiles()}
+    assert {"loihi_like", "asic_45nm", "truenorth_like"} <= names
+    assert load_profile("loihi_like").path.resolve() == LOIHI.resolve()
+
+
+def test_headline_numbers_match_their_papers():
+    lo = load_profile("loihi_like")
+    assert lo.energy_pj["synop"] == 23.6 and lo.energy_pj["spike_out"] == 1.7
+    assert lo.timing.sync == "barrier" and lo.timing.barrier_ns == 465
+    assert (lo.cores.count, lo.cores.neurons_per_core) == (128, 1024)
+    assert lo.cores.synapse_memory_bits == 128 * 1024 * 8
+    tn = load_profile("truenorth_like")
+    assert tn.energy_pj["synop"] == 26.0 and tn.timing.min_step_ns == 1e6
+    assert (tn.cores.count, tn.cores.neurons_per_core, tn.cores.synapse_memory_bits) == (4096, 256, 65536)
+    asic = load_profile("asic_45nm")
+    assert asic.energy_pj["mac"] == pytest.approx(0.2 + 0.1)
+    assert asic.energy_pj["synop"] == pytest.approx(asic.energy_pj["weight_read"] + asic.energy_pj["add"])
+    assert asic.timing.ns("synop") == pytest.approx(2.0)      # 1 cycle at 500 MHz
+
+
+def test_unknown_bundled_name_and_missing_file():
+    with pytest.raises(UserError, match="did you mean 'loihi_like'"):
+        load_profile("loihi_lik")
+    with pytest.raises(UserError, match="nope.yaml: hardware profile file not found"):
+        load_profile("nope.yaml")
+
+
+def test_profiles_table_fits_100_columns():
+    table = format_profiles_table()
+    assert max(len(l) for l in table.splitlines()) <= 100
+    for name in ("loihi_like", "asic_45nm", "truenorth_like"):
+        assert name in table
+    assert {d["name"] for d in profiles_to_dict()} >= {"loihi_like", "truenorth_like"}
+    hw = profile_to_dict(load_profile("loihi_like"))
+    assert hw["name"] == "loihi_like" and hw["path"].endswith("loihi_like.yaml")
+
+
+def test_profiles_table_reports_a_bad_file():
+    with pytest.raises(UserError, match="negative_energy.yaml"):
+        format_profiles_table([BROKEN / "negative_energy.yaml"])
+
+
+def test_mapping_counts_cores_by_the_binding_limit():
+    prof = load_profile("loihi_like")            # 1024 neurons, 1 Mbit, 8-bit weights
+    m = map_layers([LayerSize("a", 1025, 0), LayerSize("b", 10, 131072 + 1), ("c", 0, 0)], prof)
+    cores = {l.name: l.cores for l in m.layers}
+    assert cores == {"a": 2, "b": 2, "c": 0}     # 1025/1024 -> 2; (131073*8)/2^20 -> 2
+    assert m.total_cores == 4 and m.fits
+    assert "fits: 4 of 128" in format_mapping(m)
+
+
+def test_mapping_that_does_not_fit_names_the_layer():
+    prof = load_profile("truenorth_like")        # 4096 cores x 256 neurons, 65536 one-bit synapses
+    layers = [LayerSize("small", 100, 100), LayerSize("huge_fc", 2_000_000, 10)]
+    m = map_layers(layers, prof)
+    assert not m.fits and m.total_cores == 1 + math.ceil(2_000_000 / 256)
+    text = format_mapping(m)
+    assert "DOES NOT FIT" in text and "huge_fc" in text and "4096" in text
+    assert max(len(l) for l in text.splitlines()) <= 100
+    d = mapping_to_dict(m)
+    assert d["fits"] is False and any("huge_fc" in p for p in d["problems"])
+
+
+def test_mapping_rejects_bad_layer_sizes():
+    with pytest.raises(UserError, match="neurons"):
+        map_layers([LayerSize("x", -1, 0)], load_profile("asic_45nm"))
