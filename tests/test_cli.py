@@ -1,0 +1,140 @@
+"""The command line contract (DESIGN §8) and the bundled data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurosim.cli import main
+from neurosim.data import SPLIT_SIZES, digits, load_data
+from neurosim.errors import UserError
+
+ROOT = Path(__file__).parents[1]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def test_digits_split_is_fixed_and_stratified():
+    sets = {s: digits(s) for s in SPLIT_SIZES}
+    assert {s: len(d) for s, d in sets.items()} == SPLIT_SIZES
+    assert sum(SPLIT_SIZES.values()) == 1797
+    for d in sets.values():
+        assert d.x.shape[1:] == (1, 8, 8) and 0.0 <= d.x.min() and d.x.max() <= 1.0
+        counts = np.bincount(d.y, minlength=10)
+        assert counts.max() - counts.min() <= 0.05 * len(d) + 2, counts
+    # no image is in two splits (the same 64 pixels may repeat in the raw data, so compare
+    # by position in the file)
+    with np.load(ROOT / "neurosim" / "data" / "digits.npz") as f:
+        split = f["split"]
+    assert sorted(np.bincount(split)) == sorted(SPLIT_SIZES.values())
+
+
+def test_npz_data_checks(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.zeros((5, 1, 8, 8)), y=np.arange(5))
+    assert len(load_data(str(good), (1, 8, 8))) == 5
+    cases = {
+        "shape.npz": (dict(x=np.zeros((5, 64)), y=np.arange(5)), ["shape.npz", "(64,)", "(1, 8, 8)"]),
+        "noy.npz": (dict(x=np.zeros((5, 1, 8, 8))), ["noy.npz", "'y'"]),
+        "ylen.npz": (dict(x=np.zeros((5, 1, 8, 8)), y=np.arange(4)), ["ylen.npz", "(5,)"]),
+        "nan.npz": (dict(x=np.full((2, 1, 8, 8), np.nan), y=np.arange(2)), ["nan.npz", "NaN"]),
+    }
+    for name, (arrays, words) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(UserError) as exc:
+            load_data(str(tmp_path / name), (1, 8, 8))
+        assert all(w in str(exc.value) for w in words), str(exc.value)
+    with pytest.raises(UserError, match="not found"):
+        load_data(str(tmp_path / "missing.npz"), (1, 8, 8))
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+def test_default_run_reports_cnn_accuracy_and_json(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "run", "--json", str(out_json))
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert doc["model"]["name"] == "digits_cnn"
+    assert doc["model"]["populations"] == 4  # 3 hidden + readout
+    assert doc["data"] == {"name": "digits/test", "images": 360}
+    assert doc["ann"]["accuracy"] >= 0.95
+    assert doc["ann"]["macs"] == 91776
+    assert f"{doc['ann']['accuracy']:.4f}" in out
+    manifest = json.loads((ROOT / "neurosim" / "models" / "manifest.json").read_text())
+    assert doc["ann"]["accuracy"] == pytest.approx(manifest["digits_cnn"]["test_accuracy"], abs=1e-4)
+    assert doc["hw"]["name"] == "loihi_like"
+    assert doc["ann"]["energy_pj"] > 0
+    # every table line fits a 100-column terminal
+    assert max(map(len, out.splitlines())) <= 100
+
+
+def test_run_with_npz_and_limit(capsys, tmp_path):
+    test = digits("test")
+    p = tmp_path / "mine.npz"
+    np.savez(p, x=test.x[:20], y=test.y[:20])
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "run", "digits_mlp", "--data", str(p), "--limit", "7",
+                             "--json", str(out_json))
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert doc["data"] == {"name": "mine", "images": 7}
+    assert doc["model"]["name"] == "digits_mlp"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "digits_cnnn"], ["digits_cnnn", "did you mean 'digits_cnn'"]),
+    (["run", "--coding", "sws"], ["--coding", "not available yet"]),
+    (["run", "--precision", "fixed"], ["--precision", "not available yet"]),
+    (["run", "--limit", "0"], ["--limit", "positive"]),
+    (["run", "--hw", "loihi"], ["loihi", "loihi_like"]),
+    (["run", "--data", "nowhere.npz"], ["nowhere.npz", "not found"]),
+    (["compare"], ["compare", "not available yet"]),
+    (["check"], ["check", "not available yet"]),
+])
+def test_user_errors_exit_2(capsys, argv, words):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("neurosim: error: ") and "Traceback" not in err
+    for w in words:
+        assert w in err, err
+
+
+def test_json_written_whole_or_not_at_all(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, _, _ = run_cli(capsys, "run", "digits_cnnn", "--json", str(out_json))
+    assert code == 2 and not out_json.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_models_and_profiles_listings(capsys):
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and all(m in out for m in ("digits_mlp", "digits_cnn", "digits_resnet"))
+    code, out, _ = run_cli(capsys, "profiles")
+    assert code == 0 and all(p in out for p in ("loihi_like", "asic_45nm", "truenorth_like"))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "broken_profiles").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_broken_profiles_exit_2(capsys, path):
+    code, _, err = run_cli(capsys, "profiles", str(path))
+    assert code == 2 and path.name in err and "Traceback" not in err
+
+
+def test_console_script_exit_code_and_help():
+    exe = [sys.executable, "-m", "neurosim.cli"]
+    r = subprocess.run(exe + ["run", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--hw" in r.stdout and "MODEL" in r.stdout
+    r = subprocess.run(exe + ["run", "no_such_model"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no_such_model" in r.stderr

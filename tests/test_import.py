@@ -1,0 +1,207 @@
+"""The importer and the float executor against onnxruntime, and the bad-input contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import helper
+
+from neurosim import ann
+from neurosim.errors import UserError
+from neurosim.graph import populations
+from neurosim.onnx_import import SUPPORTED_OPS, load_onnx
+from onnx_builders import conv_model, model
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODELS = Path(__file__).parents[1] / "neurosim" / "models"
+ALL_MODELS = sorted(FIXTURES.glob("*.onnx")) + sorted(MODELS.glob("*.onnx"))
+
+
+def ort_run(path_or_model, x: np.ndarray) -> np.ndarray:
+    src = path_or_model if isinstance(path_or_model, (str, Path)) else \
+        path_or_model.SerializeToString()
+    sess = ort.InferenceSession(str(src) if isinstance(src, Path) else src,
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def ends_in_softmax(path: Path) -> bool:
+    m = onnx.load(str(path))
+    return m.graph.node[-1].op_type == "Softmax"
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def assert_close_to_ort(ours: np.ndarray, ref: np.ndarray, rel: float = 1e-4):
+    scale = max(np.abs(ref).max(), 1e-12)
+    err = np.abs(ours.reshape(ref.shape) - ref).max() / scale
+    assert err <= rel, f"max abs diff {err:.2e} of the output scale (allowed {rel:.0e})"
+
+
+@pytest.mark.parametrize("path", ALL_MODELS, ids=lambda p: p.stem)
+def test_executor_agrees_with_onnxruntime(path):
+    graph = load_onnx(path)
+    x = np.random.default_rng(0).uniform(0, 1, (16,) + graph.input_shape)
+    ours, _ = ann.run(graph, x)
+    if ends_in_softmax(path):  # neurosim drops a trailing Softmax (argmax unchanged)
+        ours = softmax(ours)
+    assert_close_to_ort(ours, ort_run(path, x))
+
+
+def test_fixtures_cover_every_supported_op():
+    used = {n.op_type for p in FIXTURES.glob("*.onnx") for n in onnx.load(str(p)).graph.node}
+    assert set(SUPPORTED_OPS) <= used, f"no fixture uses {set(SUPPORTED_OPS) - used}"
+
+
+def test_resnet_fixture_populations():
+    """Identity and 1x1-projection shortcuts become two projections into one population."""
+    g = load_onnx(FIXTURES / "resnet.onnx")
+    pops = populations(g)
+    assert [p.kind for p in pops] == ["input"] + ["hidden"] * 7 + ["readout"]
+    two_in = [[q.describe(g) for q in p.projections] for p in pops if len(p.projections) == 2]
+    assert two_in == [["conv", "identity"], ["conv", "conv"], ["conv", "identity"]]
+    # the projection shortcut is a 1x1 stride-2 conv
+    proj = [q for p in pops for q in p.projections if len(p.projections) == 2][3]
+    conv = g.nodes[[n for n in proj.path if g.nodes[n].op == "conv"][0]]
+    assert conv.weight.shape[2:] == (1, 1) and conv.stride == (2, 2)
+    assert g.macs() > 0 and g.params() == sum(n.params() for n in g.nodes.values())
+
+
+def test_batchnorm_folding_is_exact():
+    m = conv_model(3, 4, 6, 3, pads=(1, 1, 1, 1), bn=True, seed=5)
+    path_free = load_onnx_model(m)
+    conv = next(n for n in path_free.nodes.values() if n.op == "conv")
+    assert not any(n.op == "batchnorm" for n in path_free.nodes.values())
+    init = {i.name: onnx.numpy_helper.to_array(i).astype(np.float64) for i in m.graph.initializer}
+    s = init["g"] / np.sqrt(init["v"] + 1e-4)
+    np.testing.assert_allclose(conv.weight, init["W"] * s[:, None, None, None], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(conv.bias, (init["B"] - init["m"]) * s + init["b"], rtol=1e-9, atol=1e-12)
+    x = np.random.default_rng(1).normal(0, 1, (4, 3, 6, 6))
+    assert_close_to_ort(ann.run(path_free, x)[0], ort_run(m, x), rel=1e-5)
+
+
+def load_onnx_model(m: onnx.ModelProto):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        onnx.save(m, str(Path(d) / "m.onnx"))
+        return load_onnx(Path(d) / "m.onnx")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cin_g=st.integers(1, 3), cout_g=st.integers(1, 3), groups=st.integers(1, 3),
+       hw=st.integers(5, 9), k=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), dil=st.integers(1, 2), seed=st.integers(0, 99))
+def test_conv_attributes_match_onnxruntime(cin_g, cout_g, groups, hw, k, sh, sw, pads, dil, seed):
+    """Any stride, padding (asymmetric too), dilation and groups."""
+    if (k - 1) * dil + 1 > hw + min(pads[0] + pads[2], pads[1] + pads[3]):
+        return
+    m = conv_model(cin_g * groups, cout_g * groups, hw, k, (sh, sw), pads, (dil, dil), groups, seed)
+    g = load_onnx_model(m)
+    x = np.random.default_rng(seed).normal(0, 1, (3,) + g.input_shape)
+    assert_close_to_ort(ann.run(g, x)[0], ort_run(m, x), rel=1e-5)
+
+
+# ---- bad input: UserError naming the problem ---------------------------------------------
+
+def _save(tmp_path, m, name="bad.onnx") -> Path:
+    p = tmp_path / name
+    onnx.save(m, str(p))
+    return p
+
+
+def _mlp_nodes(op="Relu"):
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "W", "B"], ["h"], name="fc1", transB=1),
+             helper.make_node(op, ["h"], ["y"], name="act1")]
+    inits = [("W", np.ones((10, 16))), ("B", np.zeros(10))]
+    return nodes, inits
+
+
+def bad_not_onnx(tmp_path):
+    p = tmp_path / "notes.onnx"
+    p.write_text("this is a text file, not a model\n" * 20)
+    return p, ["notes.onnx", "ONNX"]
+
+
+def bad_truncated(tmp_path):
+    data = (FIXTURES / "resnet.onnx").read_bytes()
+    p = tmp_path / "cut.onnx"
+    p.write_bytes(data[: len(data) // 2])
+    return p, ["cut.onnx", "truncated"]
+
+
+def bad_nan(tmp_path):
+    nodes, inits = _mlp_nodes()
+    w = np.ones((10, 16))
+    w[3, 4] = np.nan
+    return _save(tmp_path, model(nodes, [("x", ("N", 1, 4, 4))], "y", [("W", w), inits[1]])), \
+        ["fc1", "NaN/Inf", "weight"]
+
+
+def bad_inf_bias(tmp_path):
+    nodes, inits = _mlp_nodes()
+    b = np.zeros(10)
+    b[0] = np.inf
+    return _save(tmp_path, model(nodes, [("x", ("N", 1, 4, 4))], "y", [inits[0], ("B", b)])), \
+        ["fc1", "NaN/Inf", "bias"]
+
+
+def bad_two_inputs(tmp_path):
+    nodes = [helper.make_node("Add", ["x", "z"], ["s"], name="join"),
+             helper.make_node("Flatten", ["s"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", 1, 4, 4)), ("z", ("N", 1, 4, 4))], "y", out_shape=("N", 16))
+    return _save(tmp_path, m), ["exactly one graph input", "found 2", "x, z"]
+
+
+def bad_unsupported_op(tmp_path):
+    nodes, inits = _mlp_nodes("Sigmoid")
+    return _save(tmp_path, model(nodes, [("x", ("N", 1, 4, 4))], "y", inits)), \
+        ["act1", "'Sigmoid'", "Supported: Conv", "Relu"]
+
+
+def bad_missing_file(tmp_path):
+    return tmp_path / "nowhere.onnx", ["nowhere.onnx", "not found"]
+
+
+def bad_bn_not_after_conv(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu0"),
+             helper.make_node("BatchNormalization", ["r", "g", "b", "m", "v"], ["bn"], name="bn0"),
+             helper.make_node("Flatten", ["bn"], ["y"], name="flat")]
+    inits = [(k, np.ones(1)) for k in "gbmv"]
+    return _save(tmp_path, model(nodes, [("x", ("N", 1, 4, 4))], "y", inits, out_shape=("N", 16))), \
+        ["bn0", "folded into the Conv/Gemm", "relu"]
+
+
+def bad_symbolic_shape(tmp_path):
+    nodes, inits = _mlp_nodes()
+    return _save(tmp_path, model(nodes, [("x", ("N", 1, "H", 4))], "y", inits)), \
+        ["static", "'H'"]
+
+
+BAD = [bad_not_onnx, bad_truncated, bad_nan, bad_inf_bias, bad_two_inputs, bad_unsupported_op,
+       bad_missing_file, bad_bn_not_after_conv, bad_symbolic_shape]
+
+
+@pytest.mark.parametrize("make", BAD, ids=lambda f: f.__name__)
+def test_bad_models_are_user_errors(make, tmp_path, capsys):
+    from neurosim.cli import main
+
+    path, words = make(tmp_path)
+    with pytest.raises(UserError) as exc:
+        load_onnx(path)
+    for w in words:
+        assert w in str(exc.value), f"message lacks {w!r}: {exc.value}"
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neurosim: error: ") and "Traceback" not in err
+    assert words[0] in err
