@@ -1,0 +1,226 @@
+"""Projections in the normal form an event-driven core fans out: one conv or one dense map.
+
+A projection of the graph is a chain of linear nodes (AvgPool, Reshape, Conv, Dense, and
+the Add of a residual join). For the hardware model every chain becomes exactly one of:
+
+* ``ConvMap``: a 2-D convolution from the source's (C, H, W) to the target's (O, OH, OW),
+  with stride, padding, dilation and groups. AvgPool before a Conv is folded into a
+  composite kernel (the box filter convolved with the dilated conv kernel, stride
+  multiplied), an identity shortcut is a depthwise 1×1 kernel of ones, and a lone
+  AvgPool is a depthwise box kernel. Weights are shared, so an input event's fan-out
+  is the kernel positions that reach it: the synapses a conv core stores.
+* ``DenseMap``: a matrix (source neurons × target neurons), for any chain that ends in
+  a Dense node (AvgPool/Reshape before it are multiplied in exactly), and for a pool
+  before a conv where folding would not be exact (see ``_composable``).
+
+Biases are not part of a map: a population's bias is the response of its whole linear
+subgraph to zero input (``population_bias``). Folding AvgPool with padding that is not
+counted (``count_include_pad=0``) into a shared kernel is not exact, so such a chain
+before a Conv is a UserError naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ann import apply_node
+from .errors import UserError
+from .graph import AvgPool, Conv, Dense, Graph, Population, Projection
+
+
+@dataclass
+class ConvMap:
+    weight: np.ndarray  # (O, C/groups, kh, kw), float
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    dilation: tuple[int, int]
+    groups: int
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+
+    kind = "conv"
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Reference application on a batch (N, C, H, W), no bias."""
+        node = Conv("map", (), self.out_shape, weight=self.weight,
+                    bias=np.zeros(self.weight.shape[0]), stride=self.stride, pads=self.pads,
+                    dilation=self.dilation, groups=self.groups)
+        y = apply_node(node, [x])
+        return y[:, :, :self.out_shape[1], :self.out_shape[2]]  # composite pads may overhang
+
+
+@dataclass
+class DenseMap:
+    weight: np.ndarray  # (target neurons, source neurons), source in C-order (C, H, W) flat
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    kind = "dense"
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        y = x.reshape(len(x), -1) @ self.weight.T
+        return y.reshape((len(x),) + self.out_shape)
+
+
+def _linear_nodes(graph: Graph, proj: Projection):
+    return [graph.nodes[n] for n in proj.path if graph.nodes[n].op not in ("add", "reshape")]
+
+
+def _box(c: int, pool: AvgPool) -> np.ndarray:
+    kh, kw = pool.kernel
+    w = np.zeros((c, 1, kh, kw))
+    w[:, 0] = 1.0 / (kh * kw)
+    return w
+
+
+def _compose_pool_conv(pool: AvgPool, conv: Conv, in_shape) -> ConvMap:
+    """conv(avgpool(x)) as one convolution of x (exact without uncounted padding)."""
+    sp, kp = pool.stride, pool.kernel
+    o, cg, kh, kw = conv.weight.shape
+    # the conv's taps, spread out by the pool stride, then smeared by the pool's box
+    dh, dw = conv.dilation[0] * sp[0], conv.dilation[1] * sp[1]
+    kh2, kw2 = (kh - 1) * dh + kp[0], (kw - 1) * dw + kp[1]
+    w = np.zeros((o, cg, kh2, kw2))
+    box = 1.0 / (kp[0] * kp[1])
+    for i in range(kh):
+        for j in range(kw):
+            w[:, :, i * dh:i * dh + kp[0], j * dw:j * dw + kp[1]] += conv.weight[:, :, i:i + 1, j:j + 1] * box
+    pt, pl, pb, pr = pool.pads
+    ct, cl, cb, cr = conv.pads
+    pads = (pt + ct * sp[0], pl + cl * sp[1], pb + cb * sp[0], pr + cr * sp[1])
+    return ConvMap(w, (sp[0] * conv.stride[0], sp[1] * conv.stride[1]), pads, (1, 1), conv.groups,
+                   tuple(in_shape), conv.shape)
+
+
+def _pool_map(pool: AvgPool, in_shape) -> ConvMap:
+    c = in_shape[0]
+    return ConvMap(_box(c, pool), pool.stride, pool.pads, (1, 1), c, tuple(in_shape), pool.shape)
+
+
+def _conv_map(conv: Conv, in_shape) -> ConvMap:
+    return ConvMap(conv.weight, conv.stride, conv.pads, conv.dilation, conv.groups,
+                   tuple(in_shape), conv.shape)
+
+
+def _composable(pool: AvgPool, conv_pads, in_hw) -> bool:
+    """Does conv∘pool equal one conv of the pool's input?
+
+    The conv's zero padding lives on the pooled grid. After composition it lands on input
+    pixels the padded pooled positions would cover; that is exact only if those windows
+    hold no real pixel: no conv padding, or non-overlapping pools whose out-of-grid
+    windows lie wholly outside the input (no rows dropped by the pool's floor).
+    """
+    for d in range(2):
+        lo, hi = conv_pads[d], conv_pads[d + 2]
+        if lo == 0 and hi == 0:
+            continue
+        k, s = pool.kernel[d], pool.stride[d]
+        if k > s:
+            return False
+        n_out = (in_hw[d] + pool.pads[d] + pool.pads[d + 2] - k) // s + 1
+        if hi and n_out * s - pool.pads[d] < in_hw[d]:
+            return False
+    return True
+
+
+def _compose_conv_maps(a: ConvMap, pool: AvgPool) -> ConvMap:
+    conv = Conv("c", (), a.out_shape, weight=a.weight, bias=None, stride=a.stride, pads=a.pads,
+                dilation=a.dilation, groups=a.groups)
+    return _compose_pool_conv(pool, conv, a.in_shape)
+
+
+def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap | DenseMap:
+    """The projection as one ConvMap or DenseMap (no bias)."""
+    src_shape = graph.nodes[proj.source].shape
+    nodes = _linear_nodes(graph, proj)
+    if any(n.op == "dense" for n in nodes):
+        return _dense_by_probing(graph, proj, src_shape, target.shape)
+    for n in nodes:
+        if n.op == "avgpool" and any(n.pads) and not n.count_include_pad and n is not nodes[-1]:
+            raise UserError(f"{graph.path}: AveragePool '{n.name}' has padding that is not counted "
+                            f"(count_include_pad=0) and feeds a Conv; its per-position divisors cannot "
+                            f"be shared conv weights. Expected count_include_pad=1 or no padding.")
+    if len(src_shape) != 3:
+        if not nodes:  # identity on a flat population
+            return DenseMap(np.eye(int(np.prod(src_shape))), src_shape, target.shape)
+        raise UserError(f"{graph.path}: projection into '{target.name}' applies "
+                        f"{[n.op for n in nodes]} to a flat population")
+    if not nodes:  # identity shortcut
+        c = src_shape[0]
+        return ConvMap(np.ones((c, 1, 1, 1)), (1, 1), (0, 0, 0, 0), (1, 1), c, src_shape, src_shape)
+    # fold the chain from the source outwards: pools before the first conv compose into it
+    cur: ConvMap | None = None
+    pools: list[AvgPool] = []
+    for n in nodes:
+        if n.op == "avgpool":
+            if cur is None:
+                pools.append(n)
+            else:  # a pool after a conv: compose only if the conv is depthwise-free of mixing
+                return _dense_by_probing(graph, proj, src_shape, target.shape)
+        elif n.op == "conv":
+            if cur is not None:
+                return _dense_by_probing(graph, proj, src_shape, target.shape)
+            conv = n
+            in_shape = src_shape
+            # innermost pool composes first: conv(p2(p1(x))) = (conv∘p2)∘p1
+            m = _conv_map(conv, graph.nodes[conv.inputs[0]].shape)
+            for p in reversed(pools):
+                if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
+                    return _dense_by_probing(graph, proj, src_shape, target.shape)
+                m = _compose_conv_maps(m, p)
+            m.in_shape = tuple(in_shape)
+            cur = m
+        else:
+            raise AssertionError(n.op)
+    if cur is None:  # pools only
+        m = _pool_map(pools[-1], graph.nodes[pools[-1].inputs[0]].shape)
+        for p in reversed(pools[:-1]):
+            if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
+                return _dense_by_probing(graph, proj, src_shape, target.shape)
+            m = _compose_conv_maps(m, p)
+        m.in_shape = tuple(src_shape)
+        cur = m
+    return cur
+
+
+def _dense_by_probing(graph: Graph, proj: Projection, src_shape, out_shape) -> DenseMap:
+    """Push the identity basis of the source through the chain (without biases)."""
+    n_in = int(np.prod(src_shape))
+    x = np.eye(n_in).reshape((n_in,) + tuple(src_shape))
+    y = chain_apply(graph, proj, x)
+    return DenseMap(y.reshape(n_in, -1).T.copy(), tuple(src_shape), tuple(out_shape))
+
+
+def chain_apply(graph: Graph, proj: Projection, x: np.ndarray) -> np.ndarray:
+    """Apply a projection's chain to a batch, without biases (Add passes its input on)."""
+    for name in proj.path:
+        node = graph.nodes[name]
+        if node.op == "add":
+            continue
+        if node.op in ("conv", "dense"):
+            node = _without_bias(node)
+        x = apply_node(node, [x])
+    return x
+
+
+def _without_bias(node):
+    import dataclasses
+
+    return dataclasses.replace(node, bias=np.zeros_like(node.bias))
+
+
+def population_bias(graph: Graph, pop: Population) -> np.ndarray:
+    """The constant part of a population's pre-activation: its linear subgraph on zero input."""
+    vals: dict[str, np.ndarray] = {}
+    for proj in pop.projections:
+        vals[proj.source] = np.zeros((1,) + graph.nodes[proj.source].shape)
+
+    def value(name: str) -> np.ndarray:
+        if name not in vals:
+            node = graph.nodes[name]
+            vals[name] = apply_node(node, [value(i) for i in node.inputs])
+        return vals[name]
+
+    return value(pop.pre)[0]
