@@ -1,0 +1,132 @@
+"""What every coding scheme provides, and the typed parameters of a ``--coding`` spec.
+
+A scheme is one module in ``neurosim/schemes/`` that defines ``SCHEME``, an instance of a
+:class:`Scheme` subclass. It declares its parameters (names, types, defaults, checks) and plugs
+into every stage with three methods:
+
+* ``build(graph, calib_x, params)``  -> the scheme's SNN (plain data: calibration, conversion
+  and any data-based tuning of the conversion happen here);
+* ``simulate(snn, x)``               -> :class:`SimResult` (float reference simulation);
+* ``timing(snn)``                    -> (latency in steps, steps per frame).
+
+Nothing outside ``neurosim/schemes/`` needs to change to add a scheme.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..counts import Counts
+from ..errors import UserError, did_you_mean
+
+BOOL_WORDS = {"on": True, "true": True, "yes": True, "1": True,
+              "off": False, "false": False, "no": False, "0": False}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One key of a coding spec. ``kind`` is int | float | bool | enum.
+
+    ``check(value)`` returns None if the value is acceptable, else a short phrase saying what
+    was expected (e.g. "a positive integer"), which becomes part of the UserError.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    check: Callable[[Any], str | None] | None = None
+
+    def parse(self, text: str, scheme: str) -> Any:
+        """The typed value of ``text``; a UserError naming the key if it is not one."""
+        where = f"coding '{scheme}': key '{self.name}'"
+        word = text.strip()
+        if self.kind == "int":
+            try:
+                value = int(word)
+            except ValueError:
+                raise UserError(f"{where} expects an integer, found '{text}'") from None
+        elif self.kind == "float":
+            try:
+                value = float(word)
+            except ValueError:
+                raise UserError(f"{where} expects a number, found '{text}'") from None
+            if not math.isfinite(value):
+                raise UserError(f"{where} expects a finite number, found '{text}'")
+        elif self.kind == "bool":
+            if word.lower() not in BOOL_WORDS:
+                raise UserError(f"{where} expects on|off (or true|false), found '{text}'")
+            value = BOOL_WORDS[word.lower()]
+        elif self.kind == "enum":
+            if word not in self.choices:
+                raise UserError(f"{where} expects one of {'|'.join(self.choices)}, found "
+                                f"'{text}'{did_you_mean(word, self.choices)}")
+            value = word
+        else:  # a scheme declared a kind this module does not know: a bug, not a user error
+            raise AssertionError(f"unknown parameter kind {self.kind!r}")
+        self.validate(value, scheme, text)
+        return value
+
+    def validate(self, value: Any, scheme: str, text: str | None = None) -> None:
+        problem = self.check(value) if self.check else None
+        if problem:
+            found = text if text is not None else value
+            raise UserError(f"coding '{scheme}': key '{self.name}' must be {problem}, "
+                            f"found '{found}'")
+
+
+@dataclass
+class SimResult:
+    """What a float simulation of one batch hands back; every scheme fills the first block.
+
+    ``outputs``   (N, n_classes) readout values in ANN units (argmax = prediction)
+    ``counts``    counted actions per layer × step (this issue: spikes only)
+    ``decoded``   {population: (N, *shape)} value each population's spike train decodes to, in
+                  ANN units (readout: its membrane in ANN units)
+    ``extra``     scheme-specific records (e.g. SWS residual membrane potentials)
+    """
+
+    outputs: np.ndarray
+    counts: Counts
+    latency_steps: int
+    steps_per_frame: int
+    decoded: dict[str, np.ndarray]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def predictions(self) -> np.ndarray:
+        return self.outputs.reshape(len(self.outputs), -1).argmax(axis=1)
+
+    def accuracy(self, y: np.ndarray) -> float:
+        return float(np.mean(self.predictions() == y)) if len(y) else float("nan")
+
+
+class Scheme:
+    """Base class of a coding scheme plug-in (see the module docstring)."""
+
+    name: str = ""
+    summary: str = ""
+    params: tuple[Param, ...] = ()
+
+    def check(self, params: dict[str, Any]) -> None:
+        """Checks that involve more than one key, or derived values; raise UserError."""
+
+    def build(self, graph, calib_x: np.ndarray, params: dict[str, Any]):
+        raise NotImplementedError
+
+    def simulate(self, snn, x: np.ndarray) -> SimResult:
+        raise NotImplementedError
+
+    def timing(self, snn) -> tuple[int, int]:
+        raise NotImplementedError
+
+    # -- shared helpers
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def param(self, key: str) -> Param:
+        return {p.name: p for p in self.params}[key]
