@@ -34,7 +34,7 @@ heavier-weighted steps came from another input, so the decoded value can differ 
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -46,9 +46,9 @@ from .. import ann
 from ..calibrate import calibrate, check_percentile
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
-from ..graph import Graph, MaxPool, Node, populations
+from ..graph import Graph, MaxPool, populations
 from .base import Param, Scheme, SimResult
-from .linear import apply_path, normalised_path, population_bias
+from ..projection import ConvMap, DenseMap, normal_form, population_bias
 
 MAX_BETA_TERMS = 4  # the hw profile's max_beta_terms is checked later, in fixed point
 ENCODERS = ("current", "potential")
@@ -136,8 +136,8 @@ PARAMS = (
 @dataclass
 class SWSProjection:
     source: str
-    nodes: tuple[Node, ...]  # bias-free linear ops, W = Ŵ·θ_source/θ_target folded in
-    gain: float  # scale not folded into a weight (paths without Conv/Dense), else 1.0
+    map: ConvMap | DenseMap | None  # normal form (neurosim.projection), W = Ŵ·θ_source/θ_target;
+    #                                 None for a MaxPool gate's input (spikes pass unchanged)
     delay: int  # delay FIFO length in steps (0: the spikes arrive in the step they are fired)
 
 
@@ -249,7 +249,7 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
                 raise UserError(f"{graph.path}: MaxPool '{p.name}' must directly follow a "
                                 f"population (found linear ops {p.projections[0].path} before it)")
             theta[p.name] = theta[src]
-            gate_input = (SWSProjection(src, (), 1.0, 0),)  # spikes pass unchanged, same step
+            gate_input = (SWSProjection(src, None, 0),)  # spikes pass unchanged, same step
             out.append(SWSPopulation(p.name, p.kind, p.shape, level[p.name], scales[p.name],
                                      theta[p.name], projections=gate_input,
                                      pool=graph.nodes[p.name]))
@@ -260,9 +260,11 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
             continue
         projections = []
         for q in p.projections:
-            nodes, gain = normalised_path(graph, q.path, theta[q.source] / theta[p.name])
+            ann_map = normal_form(graph, q, p)
+            weight = ann_map.weight * (theta[q.source] / theta[p.name])
             delay = int(params["Ts"]) * (level[p.name] - 1 - level[q.source])
-            projections.append(SWSProjection(q.source, nodes, gain, delay))
+            projections.append(SWSProjection(q.source, dataclasses.replace(ann_map, weight=weight),
+                                             delay))
         bias = population_bias(graph, p) / (theta[p.name] * geometric)
         relu_output = p.kind == "readout" and graph.nodes[p.name].op == "relu"
         if p.kind == "readout" and graph.nodes[p.name].op == "maxpool":
@@ -319,6 +321,43 @@ class TSANeurons:
 
     def membrane(self) -> np.ndarray:
         return self.h - self.g
+
+
+def run_neuron(z: np.ndarray, Tc: int, Ts: int, beta: float, threshold_ratio: float = 0.5,
+               negative_spikes: bool = True, relu: bool = False,
+               initial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One TSA population outside a network, θ = 1: ``z`` (Tc, *shape) is the input of each of
+    the Tc input steps; the neurons integrate for Tc + Ts steps and fire in the last Tc.
+
+    Returns (spikes (Tc, *shape), decoded Σβ^(Tc−t)S(t), residual o/β^Ts). Used for the
+    encoder (Ts = 0) and for the CSS temporal-coupling example; the same class runs in
+    :func:`simulate`.
+    """
+    z = np.asarray(z, np.float64)
+    neurons = TSANeurons(z.shape[1:], beta, Ts, threshold_ratio, negative_spikes, relu, initial)
+    spikes = []
+    for step in range(Tc + Ts):
+        neurons.integrate(z[step] if step < Tc else 0.0)
+        if step >= Ts:
+            spikes.append(neurons.fire())
+    return np.stack(spikes), neurons.decoded(), neurons.drive() / neurons.reset
+
+
+def encode(values: np.ndarray, Tc: int, beta: float, encoder: str = "current",
+           threshold_ratio: float = 0.5, negative_spikes: bool = True):
+    """The input encoder on ``values`` in units of θ0 (so the largest codable value is Σβ^k).
+
+    current:   constant input values/Σβ^k in each of the Tc steps (SWS eq. 9);
+    potential: initial membrane values/β^Tc, no input (CSS Theorem 2).
+    Returns (spikes, decoded, residual) as :func:`run_neuron`; decoded = values − residual.
+    """
+    values = np.asarray(values, np.float64)
+    geometric = sum(beta ** k for k in range(Tc))
+    if encoder == "current":
+        z, initial = np.broadcast_to(values / geometric, (Tc,) + values.shape), None
+    else:
+        z, initial = np.zeros((Tc,) + values.shape), values / beta ** Tc
+    return run_neuron(z, Tc, 0, beta, threshold_ratio, negative_spikes, relu=False, initial=initial)
 
 
 class MaxGate:
@@ -499,7 +538,7 @@ def _arriving_input(pop: SWSPopulation, fired: dict, fifos: dict) -> np.ndarray 
         if q.delay:
             spikes = fifos[(pop.name, i)].shift(spikes)
         if spikes is not None and np.any(spikes):
-            part = apply_path(q.nodes, q.gain, spikes.astype(np.float64))
+            part = q.map.apply(spikes.astype(np.float64))
             z = part if z is None else z + part
     return z
 
