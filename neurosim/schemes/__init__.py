@@ -67,13 +67,19 @@ def parse_coding(spec: str) -> tuple[str, dict[str, Any]]:
                             f"{name}:key=value,... with keys {', '.join(by_key)}")
         if key not in by_key:
             raise UserError(f"coding '{name}': unknown key '{key}'; valid keys: "
-                            f"{', '.join(by_key)}{did_you_mean(key, by_key)}")
+                            f"{', '.join(by_key)}{_suggest(key, by_key)}")
         if key in seen:
             raise UserError(f"coding '{name}': key '{key}' given twice")
         seen.add(key)
         params[key] = by_key[key].parse(text, name)
     scheme.check(params)
     return name, params
+
+
+def _suggest(word: str, choices) -> str:
+    """did_you_mean, but a key that differs only in case (tc -> Tc) is always suggested."""
+    same = [c for c in choices if c.lower() == word.lower()]
+    return f" (did you mean '{same[0]}'?)" if same else did_you_mean(word, choices)
 
 
 def expand_codings(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:

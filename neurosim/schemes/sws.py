@@ -57,23 +57,29 @@ ENCODERS = ("current", "potential")
 # --------------------------------------------------------------------------- β as shifts and adds
 
 def csd_terms(value: float, max_terms: int = MAX_BETA_TERMS) -> tuple[tuple[int, int], ...] | None:
-    """The canonical-signed-digit form of ``value``: ((sign, exponent), ...), most significant
-    first, so that value == Σ sign·2**exponent exactly; None if it needs more than ``max_terms``.
+    """β as the fewest signed powers of two: ((sign, exponent), ...), most significant first,
+    with value == Σ sign·2**exponent exactly; None if it needs more than ``max_terms`` terms.
 
-    CSD (the non-adjacent form) has the fewest non-zero digits of all signed-digit forms, so
-    "no CSD form with ≤ max_terms terms" means "not a short sum of signed powers of two".
+    The canonical signed-digit form (non-adjacent form) has the fewest non-zero digits of all
+    signed-digit forms, so "no CSD form with ≤ max_terms terms" means "not a short sum of
+    signed powers of two". When plain binary needs no more terms, it is used instead (β=1.5 is
+    1 + 0.5, i.e. ``u + (u >> 1)`` as in DESIGN §4, rather than 2 − 0.5): only additions.
     """
     frac = Fraction(value)  # exact: a float is a dyadic rational
-    shift = frac.denominator.bit_length() - 1
+    lowest = -(frac.denominator.bit_length() - 1)
     n = frac.numerator
-    terms, exponent = [], -shift
+    if n <= 0:
+        return None
+    binary = [(1, lowest + i) for i in range(n.bit_length()) if n >> i & 1]
+    signed, exponent = [], lowest
     while n:
         if n & 1:
             digit = 2 - (n & 3)  # +1 or −1, chosen so that the next digit is 0
-            terms.append((digit, exponent))
+            signed.append((digit, exponent))
             n -= digit
         n >>= 1
         exponent += 1
+    terms = binary if len(binary) <= len(signed) else signed
     if len(terms) > max_terms:
         return None
     return tuple(reversed(terms))
