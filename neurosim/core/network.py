@@ -241,7 +241,9 @@ def quantize_sws(graph: Graph, thetas: dict[str, float], params: dict, arithmeti
         kind=np.array(kinds, np.int64), size=sizes_a,
         offset=np.concatenate([[0], np.cumsum(sizes_a)[:-1]]).astype(np.int64),
         recv=recv, fire=fire,
-        threshold=np.round(thr).astype(np.int64), reset=np.round(rst).astype(np.int64),
+        # a threshold below one state unit would fire on zero: keep it at least 1
+        threshold=np.maximum(np.round(thr), 1).astype(np.int64),
+        reset=np.round(rst).astype(np.int64),
         scale=np.array(scales), bias=np.round(np.concatenate(biases)).astype(np.int64),
         p_src=np.array(p_src, np.int64), p_dst=np.array(p_dst, np.int64),
         p_kind=np.array(p_kind, np.int64), p_delay=np.array(p_delay, np.int64),

@@ -109,9 +109,9 @@ def run_reference(net: FixedNetwork, drive: np.ndarray):
             S = np.zeros((n_img, n), np.int64)
             if in_fire and k != READOUT:
                 o = np.where(u >= 0, u - gv, -gv) if k == TSA_RELU else u
-                S = (o >= net.threshold[l]).astype(np.int64)
-                if net.negative_spikes:
-                    S -= (o <= -net.threshold[l]).astype(np.int64)
+                v = net.threshold[l]
+                neg = (o <= -v) if net.negative_spikes else np.zeros_like(o, bool)
+                S = np.where(o >= v, 1, np.where(neg, -1, 0)).astype(np.int64)
                 if k == TSA_RELU:
                     gv, o4 = fit(gv + S * net.reset[l])
                 else:

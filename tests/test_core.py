@@ -1,0 +1,250 @@
+"""The numba event-driven core against the dense integer reference: bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from neurosim.calibrate import calibrate
+from neurosim.core.network import TSA_RELU, quantize_sws
+from neurosim.core.reference import run_reference
+from neurosim.core.tsa import run_core
+from neurosim.counts import ACTION_INDEX
+from neurosim.data import digits
+from neurosim.errors import UserError
+from neurosim.fixed_point import amplify_np, csd_terms, fit_np
+from neurosim.graph import AvgPool, Conv, Dense, Graph, Input, Relu, Reshape, Add, populations
+from neurosim.hw.profile import load_profile
+from neurosim.onnx_import import load_onnx
+
+ROOT = Path(__file__).parents[1]
+LOIHI = load_profile("loihi_like").arithmetic
+_GRAPHS: dict = {}
+
+
+def bundled(name: str):
+    if name not in _GRAPHS:
+        g = load_onnx(ROOT / "neurosim" / "models" / f"{name}.onnx")
+        _GRAPHS[name] = (g, calibrate(g, digits("calibration").x))
+    return _GRAPHS[name]
+
+
+def sws_params(Tc=4, Ts=2, beta=2.0, **kw):
+    p = dict(Tc=Tc, Ts=Ts, beta=beta, threshold_ratio=0.5, negative_spikes=True,
+             relu_counterpart=True, encoder="current")
+    p.update(kw)
+    return p
+
+
+def thetas_for(graph, lams, params, squeeze=1.0):
+    k = sum(params["beta"] ** i for i in range(params["Tc"]))
+    return {name: lam * squeeze / k for name, lam in lams.items()}
+
+
+def assert_bit_exact(net, x):
+    drive = net.encode_input(x)
+    h, g, c, s = run_core(net, drive, trace=True)
+    h2, g2, c2, s2 = run_reference(net, drive)
+    assert np.array_equal(s, s2), "spikes differ"
+    assert np.array_equal(h, h2), "h registers differ"
+    assert np.array_equal(g, g2), "g registers differ"
+    diff = [a for a, i in ACTION_INDEX.items() if not np.array_equal(c[..., i], c2[..., i])]
+    assert not diff, f"counts differ: {diff}"
+    return h, c, s
+
+
+# ---- fixed-point building blocks -----------------------------------------------------------
+
+def test_csd_forms():
+    assert csd_terms(2.0) == ((1, 1),)
+    assert csd_terms(1.5) == ((1, 0), (1, -1))  # u + (u >> 1)
+    assert csd_terms(1.25) == ((1, 0), (1, -2))
+    assert csd_terms(1.75) == ((1, 1), (-1, -2))  # (u << 1) − (u >> 2)
+    with pytest.raises(UserError, match="beta=1.3"):
+        csd_terms(1.3)
+
+
+def test_beta_terms_beyond_profile_limit_are_an_error():
+    g, lams = bundled("digits_mlp")
+    p = sws_params(beta=1.75)
+    ar = dataclasses.replace(LOIHI, max_beta_terms=1)
+    with pytest.raises(UserError, match="max_beta_terms"):
+        quantize_sws(g, thetas_for(g, lams, p), p, ar)
+
+
+@given(st.lists(st.integers(-2**20, 2**20), min_size=1, max_size=20),
+       st.sampled_from([2.0, 1.5, 1.25, 1.75]), st.booleans())
+def test_amplify_is_beta_times_u_up_to_rounding(us, beta, nearest):
+    u = np.array(us, np.int64)
+    terms = csd_terms(beta)
+    out = amplify_np(u, terms, nearest)
+    n_right = sum(1 for _, k in terms if k < 0)
+    assert np.all(np.abs(out - beta * u) <= n_right)  # each right shift loses < 1 LSB
+
+
+def test_fit_saturates_and_wraps():
+    u = np.array([-200, -129, -128, 0, 127, 128, 300])
+    sat, over = fit_np(u, 8, wrap=False)
+    assert sat.tolist() == [-128, -128, -128, 0, 127, 127, 127]
+    assert over.tolist() == [True, True, False, False, False, True, True]
+    wr, _ = fit_np(u, 8, wrap=True)
+    assert wr.tolist() == [56, 127, -128, 0, 127, -128, 44]
+
+
+# ---- bit-exact on the bundled models ---------------------------------------------------------
+
+CASES = [(m, beta, Ts, ovf) for m in ("digits_mlp", "digits_cnn", "digits_resnet")
+         for beta in (2.0, 1.5, 1.25) for Ts in (0, 1, 2) for ovf in ("saturate", "wrap")]
+
+
+@pytest.mark.parametrize("model, beta, Ts, overflow", CASES)
+def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
+    g, lams = bundled(model)
+    p = sws_params(Tc=4, Ts=Ts, beta=beta)
+    # a 16-bit state and squeezed θ make activations exceed the registers' range, so they
+    # overflow and the overflow mode is really exercised
+    ar = dataclasses.replace(LOIHI, state_bits=16, overflow=overflow,
+                             round="nearest" if Ts % 2 else "floor")
+    net = quantize_sws(g, thetas_for(g, lams, p, squeeze=0.3), p, ar)
+    _, c, _ = assert_bit_exact(net, digits("test").x[:6])
+    assert c[..., ACTION_INDEX["overflow"]].sum() > 0
+
+
+# ---- bit-exact on random small networks ----------------------------------------------------
+
+@st.composite
+def small_networks(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    c0, hw = draw(st.integers(1, 2)), draw(st.integers(4, 7))
+    nodes = {"x": Input("x", (), (c0, hw, hw))}
+
+    def conv(name, src, cin, cout, k, s, p, d, groups, in_hw):
+        out = (in_hw + 2 * p - ((k - 1) * d + 1)) // s + 1
+        assume(out >= 1)
+        nodes[name] = Conv(name, (src,), (cout, out, out),
+                           weight=rng.normal(0, 0.6, (cout, cin // groups, k, k)),
+                           bias=rng.normal(0, 0.1, cout), stride=(s, s), pads=(p,) * 4,
+                           dilation=(d, d), groups=groups)
+        return out
+
+    g1 = draw(st.sampled_from([1, c0]))
+    c1 = g1 * draw(st.integers(1, 3))
+    hw1 = conv("c1", "x", c0, c1, draw(st.integers(1, 3)), draw(st.integers(1, 2)),
+               draw(st.integers(0, 1)), draw(st.integers(1, 2)), g1, hw)
+    nodes["r1"] = Relu("r1", ("c1",), nodes["c1"].shape)
+    last, last_c, last_hw = "r1", c1, hw1
+    if draw(st.booleans()):  # residual block: conv keeping the shape, + identity
+        conv("c2", "r1", c1, c1, 3, 1, 1, 1, 1, hw1)
+        nodes["a2"] = Add("a2", ("c2", "r1"), nodes["c2"].shape)
+        nodes["r2"] = Relu("r2", ("a2",), nodes["c2"].shape)
+        last = "r2"
+    if draw(st.booleans()) and last_hw >= 2:  # average pool folded into the next conv
+        nodes["p3"] = AvgPool("p3", (last,), (last_c, last_hw // 2, last_hw // 2), kernel=(2, 2),
+                              stride=(2, 2))
+        c3 = draw(st.integers(1, 3))
+        last_hw = conv("c3", "p3", last_c, c3, draw(st.integers(1, 2)), 1,
+                       draw(st.integers(0, 1)), 1, 1, last_hw // 2)
+        nodes["r3"] = Relu("r3", ("c3",), nodes["c3"].shape)
+        last, last_c = "r3", c3
+    n_in = int(np.prod(nodes[last].shape))
+    nodes["f"] = Reshape("f", (last,), (n_in,))
+    n_out = draw(st.integers(2, 5))
+    nodes["d"] = Dense("d", ("f",), (n_out,), weight=rng.normal(0, 0.5, (n_out, n_in)),
+                       bias=rng.normal(0, 0.1, n_out))
+    return Graph("random", "random", nodes, "x", "d"), rng
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(net_rng=small_networks(), Tc=st.integers(1, 5), Ts=st.integers(0, 2),
+       beta=st.sampled_from([2.0, 1.5, 1.25, 1.75]), ratio=st.sampled_from([0.5, 1.0, 0.75]),
+       neg=st.booleans(), relu=st.booleans(), encoder=st.sampled_from(["current", "potential"]),
+       overflow=st.sampled_from(["saturate", "wrap"]), rnd=st.sampled_from(["floor", "nearest"]),
+       wb=st.integers(3, 8), sb=st.integers(12, 24), fb=st.integers(0, 4),
+       scale=st.sampled_from(["per_layer_pow2", "per_layer"]), squeeze=st.sampled_from([0.3, 1.0]))
+def test_core_equals_reference_on_random_networks(net_rng, Tc, Ts, beta, ratio, neg, relu, encoder,
+                                                  overflow, rnd, wb, sb, fb, scale, squeeze):
+    g, rng = net_rng
+    assume(sb > wb + fb + 2)
+    x = rng.uniform(0, 1, (4,) + g.input_shape)
+    p = sws_params(Tc=Tc, Ts=Ts, beta=beta, threshold_ratio=ratio, negative_spikes=neg,
+                   relu_counterpart=relu, encoder=encoder)
+    ar = dataclasses.replace(LOIHI, weight_bits=wb, state_bits=sb, frac_bits=fb, weight_scale=scale,
+                             overflow=overflow, round=rnd)
+    net = quantize_sws(g, thetas_for(g, calibrate(g, x), p, squeeze), p, ar)
+    assert_bit_exact(net, x)
+
+
+# ---- counting semantics --------------------------------------------------------------------
+
+def test_opf_from_counts_equals_closed_form():
+    """SWS eq. 10: OPF = (Tc+Ts)·N_TSA + Σ_l Σ_τ f_out · n_l(τ), from counts and from traces."""
+    g, lams = bundled("digits_resnet")
+    p = sws_params(Tc=6, Ts=2)
+    net = quantize_sws(g, thetas_for(g, lams, p), p, LOIHI)
+    x = digits("test").x[:5]
+    h, c, s = assert_bit_exact(net, x)
+    L = net.layers - 2
+    hidden = range(1, L + 1)
+    # from the counts: neuron updates of TSA layers + synops caused by TSA layers' spikes
+    regs = [2 if k == TSA_RELU else 1 for k in net.kind]
+    updates = sum(c[:, l, :, ACTION_INDEX["state_write"]].sum() // regs[l] for l in hidden)
+    synops = sum(c[:, l, :, ACTION_INDEX["synop"]].sum() for l in range(2, net.layers))
+    opf_counts = (updates + synops) / len(x)
+    # closed form: fan-out per neuron from the reference's dense structure, spikes from traces
+    from neurosim.core.reference import _apply_conv, _conv_node
+    fanout = np.zeros(net.neurons, np.int64)
+    for pi in range(len(net.p_src)):
+        sl, n_s = net.offset[net.p_src[pi]], net.size[net.p_src[pi]]
+        if net.p_kind[pi] == 0:
+            eye = np.eye(n_s, dtype=np.int64)
+            fanout[sl:sl + n_s] += _apply_conv(_conv_node(net, pi, ones=True), eye,
+                                               net.shapes[net.p_src[pi]]).sum(1)
+        else:
+            fanout[sl:sl + n_s] += net.size[net.p_dst[pi]]
+    n_tsa = sum(net.size[l] for l in hidden)
+    closed = (p["Tc"] + p["Ts"]) * n_tsa
+    for l in hidden:
+        a, b = net.fire[l]
+        sl = slice(net.offset[l], net.offset[l] + net.size[l])
+        closed += (np.abs(s[:, a - 1:b, sl]).sum(axis=1) * fanout[sl]).sum() / len(x)
+    assert opf_counts == pytest.approx(closed, rel=0, abs=1e-9)
+    assert net.steps == p["Tc"] + p["Ts"] * L  # latency T_inf = Tc + Ts·L
+
+
+def test_counts_per_neuron_update():
+    """β=1.5 TSA-ReLU: 2 registers × (1 shift + 1 add) per neuron per active step."""
+    g, lams = bundled("digits_mlp")
+    p = sws_params(Tc=4, Ts=1, beta=1.5)
+    net = quantize_sws(g, thetas_for(g, lams, p), p, LOIHI)
+    _, c, s = assert_bit_exact(net, digits("test").x[:3])
+    l = 1
+    n, active = net.size[l], p["Tc"] + p["Ts"]
+    per_img = c[:, l].sum(axis=(0, 1)) / 3
+    assert per_img[ACTION_INDEX["shift"]] == 2 * n * active
+    assert per_img[ACTION_INDEX["state_read"]] == 2 * n * active
+    assert per_img[ACTION_INDEX["compare"]] == 2 * n * p["Tc"]
+    spikes = np.abs(s[:, :, net.offset[l]:net.offset[l] + n]).sum() / 3
+    # adds: amplification (1 per register) + integrate (1) per update; o = h − g and reset
+    assert per_img[ACTION_INDEX["add"]] == 2 * n * active + n * active + n * p["Tc"] + spikes
+
+
+# ---- fixed versus (near-)float accuracy ------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["digits_cnn", "digits_resnet"])
+def test_fixed_loihi_within_one_point_of_wide_arithmetic(model):
+    g, lams = bundled(model)
+    p = sws_params(Tc=8, Ts=2)
+    test = digits("test")
+    accs = {}
+    for label, ar in (("loihi", LOIHI),
+                      ("wide", dataclasses.replace(LOIHI, weight_bits=16, state_bits=48))):
+        net = quantize_sws(g, thetas_for(g, lams, p), p, ar)
+        h, _, _, _ = run_core(net, net.encode_input(test.x))
+        ro = net.offset[-1]
+        accs[label] = float(np.mean(h[:, ro:ro + net.size[-1]].argmax(1) == test.y))
+    assert accs["loihi"] >= accs["wide"] - 0.01, accs
