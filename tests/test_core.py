@@ -21,6 +21,7 @@ from neurosim.fixed_point import amplify_np, csd_terms, fit_np
 from neurosim.graph import AvgPool, Conv, Dense, Graph, Input, Relu, Reshape, Add, populations
 from neurosim.hw.profile import load_profile
 from neurosim.onnx_import import load_onnx
+from neurosim.schemes.sws import convert
 
 ROOT = Path(__file__).parents[1]
 LOIHI = load_profile("loihi_like").arithmetic
@@ -41,9 +42,10 @@ def sws_params(Tc=4, Ts=2, beta=2.0, **kw):
     return p
 
 
-def thetas_for(graph, lams, params, squeeze=1.0):
-    k = sum(params["beta"] ** i for i in range(params["Tc"]))
-    return {name: lam * squeeze / k for name, lam in lams.items()}
+def fixed(graph, lams, params, arithmetic=LOIHI, squeeze=1.0):
+    """Float SWS conversion, then quantization; ``squeeze`` < 1 shrinks every λ (and θ)."""
+    snn = convert(graph, {name: lam * squeeze for name, lam in lams.items()}, params)
+    return quantize_sws(snn, arithmetic)
 
 
 def assert_bit_exact(net, x):
@@ -74,7 +76,7 @@ def test_beta_terms_beyond_profile_limit_are_an_error():
     p = sws_params(beta=1.75)
     ar = dataclasses.replace(LOIHI, max_beta_terms=1)
     with pytest.raises(UserError, match="max_beta_terms"):
-        quantize_sws(g, thetas_for(g, lams, p), p, ar)
+        fixed(g, lams, p, ar)
 
 
 @given(st.lists(st.integers(-2**20, 2**20), min_size=1, max_size=20),
@@ -110,7 +112,7 @@ def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
     # overflow and the overflow mode is really exercised
     ar = dataclasses.replace(LOIHI, state_bits=16, overflow=overflow,
                              round="nearest" if Ts % 2 else "floor")
-    net = quantize_sws(g, thetas_for(g, lams, p, squeeze=0.3), p, ar)
+    net = fixed(g, lams, p, ar, squeeze=0.3)
     _, c, _ = assert_bit_exact(net, digits("test").x[:6])
     assert c[..., ACTION_INDEX["overflow"]].sum() > 0
 
@@ -175,7 +177,7 @@ def test_core_equals_reference_on_random_networks(net_rng, Tc, Ts, beta, ratio, 
                    relu_counterpart=relu, encoder=encoder)
     ar = dataclasses.replace(LOIHI, weight_bits=wb, state_bits=sb, frac_bits=fb, weight_scale=scale,
                              overflow=overflow, round=rnd)
-    net = quantize_sws(g, thetas_for(g, calibrate(g, x), p, squeeze), p, ar)
+    net = fixed(g, calibrate(g, x), p, ar, squeeze)
     assert_bit_exact(net, x)
 
 
@@ -185,7 +187,7 @@ def test_opf_from_counts_equals_closed_form():
     """SWS eq. 10: OPF = (Tc+Ts)·N_TSA + Σ_l Σ_τ f_out · n_l(τ), from counts and from traces."""
     g, lams = bundled("digits_resnet")
     p = sws_params(Tc=6, Ts=2)
-    net = quantize_sws(g, thetas_for(g, lams, p), p, LOIHI)
+    net = fixed(g, lams, p)
     x = digits("test").x[:5]
     h, c, s = assert_bit_exact(net, x)
     L = net.layers - 2
@@ -220,7 +222,7 @@ def test_counts_per_neuron_update():
     """β=1.5 TSA-ReLU: 2 registers × (1 shift + 1 add) per neuron per active step."""
     g, lams = bundled("digits_mlp")
     p = sws_params(Tc=4, Ts=1, beta=1.5)
-    net = quantize_sws(g, thetas_for(g, lams, p), p, LOIHI)
+    net = fixed(g, lams, p)
     _, c, s = assert_bit_exact(net, digits("test").x[:3])
     l = 1
     n, active = net.size[l], p["Tc"] + p["Ts"]
@@ -243,7 +245,7 @@ def test_fixed_loihi_within_one_point_of_wide_arithmetic(model):
     accs = {}
     for label, ar in (("loihi", LOIHI),
                       ("wide", dataclasses.replace(LOIHI, weight_bits=16, state_bits=48))):
-        net = quantize_sws(g, thetas_for(g, lams, p), p, ar)
+        net = fixed(g, lams, p, ar)
         h, _, _, _ = run_core(net, net.encode_input(test.x))
         ro = net.offset[-1]
         accs[label] = float(np.mean(h[:, ro:ro + net.size[-1]].argmax(1) == test.y))

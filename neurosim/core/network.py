@@ -1,10 +1,11 @@
 """FixedNetwork: an SWS/TSA spiking network in integers only, laid out for the numba core.
 
-``quantize_sws`` turns the float conversion (graph + spike amplitudes θ + TSA parameters)
-into integers with a hardware profile's arithmetic:
+``quantize_sws`` turns the float SWS network (``neurosim.schemes.sws.SWSNet``: spike
+amplitudes θ, normalised weights, biases, windows) into integers with a hardware
+profile's arithmetic:
 
-* **Layers** are the populations in topological order: 0 = the encoder (the input), then
-  the hidden TSA layers 1..L, then the readout L+1 (DESIGN §3.1 timing).
+* **Layers** are the populations in the float network's order: 0 = the encoder (the
+  input), the hidden TSA layers, the readout last.
 * **State units.** In layer l a value of 1 (one spike amplitude θ_l) is ``Q_l`` integer
   units. With ``per_layer_pow2`` weights, ``Q_l = 2^(e_l + frac_bits)`` where ``e_l`` is
   the largest exponent (a Loihi-style weight exponent) that keeps every weight into l
@@ -22,9 +23,9 @@ into integers with a hardware profile's arithmetic:
 * **Layout.** Neurons of a (C, H, W) population are stored channels-last (H, W, C), so a
   conv event's fan-out over output channels is a contiguous run. Dense weights are
   re-ordered to match. ``to_chw``/``from_chw`` convert at the boundaries.
-* **Projections** are the normal forms of ``neurosim.projection`` (one conv or one dense
-  map each) with a delay: the FIFO length that aligns the source's firing window with the
-  target's input window, ``Ts·(l_target − 1 − l_source)`` steps.
+* **Projections** are the float network's normal-form maps (one conv or one dense map
+  each) with their delays (the FIFO lengths that align a source's firing window with the
+  target's input window); windows and delays come from the float network unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..fixed_point import csd_terms
-from ..graph import Graph, populations
-from ..projection import ConvMap, normal_form, population_bias
+from ..projection import ConvMap
 
 ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
 KIND_NAMES = {ENCODER: "encoder", TSA: "tsa", TSA_RELU: "tsa_relu", READOUT: "readout"}
@@ -136,82 +136,59 @@ def _geometry(m: ConvMap) -> np.ndarray:
                      m.dilation[0], m.dilation[1], m.groups, 0], np.int64)
 
 
-def layer_windows(n_hidden: int, Tc: int, Ts: int):
-    """(recv, fire) step windows per layer, DESIGN §3.1; the encoder fires in 1..Tc."""
-    recv, fire = [(1, Tc)], [(1, Tc)]
-    for l in range(1, n_hidden + 1):
-        recv.append((Ts * (l - 1) + 1, Ts * (l - 1) + Tc))
-        fire.append((Ts * l + 1, Ts * l + Tc))
-    L = n_hidden
-    recv.append((Ts * L + 1, Ts * L + Tc))
-    fire.append((1, 0))  # the readout never fires
-    return np.array(recv, np.int64), np.array(fire, np.int64)
-
-
-def quantize_sws(graph: Graph, thetas: dict[str, float], params: dict, arithmetic) -> FixedNetwork:
-    """Integers for the SWS/TSA network (see the module docstring)."""
-    Tc, Ts, beta = int(params["Tc"]), int(params["Ts"]), float(params["beta"])
+def quantize_sws(snn, arithmetic) -> FixedNetwork:
+    """Integers for a float SWS/TSA network (``neurosim.schemes.sws.SWSNet``), see the module
+    docstring. The float network fixes every real number; this only rounds and scales."""
+    Tc, Ts, beta = snn.Tc, snn.Ts, snn.beta
     terms = csd_terms(beta)
     if len(terms) > int(arithmetic.max_beta_terms):
         raise UserError(f"beta={beta} needs {len(terms)} shift-add terms, but the profile's "
                         f"arithmetic.max_beta_terms is {arithmetic.max_beta_terms}")
-    pops = populations(graph)
-    for p in pops:
+    for p in snn.populations:
         if p.kind == "maxpool":
-            raise UserError(f"{graph.path}: MaxPool population '{p.name}' is not supported by the "
-                            f"fixed-point core (only the float simulator gates MaxPool); use "
-                            f"AveragePool or --precision float")
-    index = {p.name: i for i, p in enumerate(pops)}
-    n_hidden = len(pops) - 2
-    recv, fire = layer_windows(n_hidden, Tc, Ts)
-    wb, fb = int(arithmetic.weight_bits), int(arithmetic.frac_bits)
-    sb = int(arithmetic.state_bits)
-    weight_bits_used = [float("nan")]
+            raise UserError(f"MaxPool population '{p.name}' of {snn.graph_name} is not supported "
+                            f"by the fixed-point core (the float simulator gates MaxPool); use "
+                            f"AveragePool, or --precision float")
+    index = {p.name: i for i, p in enumerate(snn.populations)}
+    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    ksum = float(np.sum(beta ** np.arange(Tc)))
-    relu = bool(params.get("relu_counterpart", True))
+    ratio = snn.threshold_ratio
 
-    kinds, sizes, scales, thr, rst, th = [], [], [], [], [], []
-    biases, weights, wints = [], [], []
+    kinds, scales, thr, rst, biases, wints, bits_used = [], [], [], [], [], [], []
+    recv, fire = [], []
     p_src, p_dst, p_kind, p_delay, p_woff, p_geom = [], [], [], [], [], []
     woff = 0
-    for l, pop in enumerate(pops):
-        theta = float(thetas[pop.name])
-        th.append(theta)
-        sizes.append(pop.neurons)
+    for l, pop in enumerate(snn.populations):
+        recv.append(snn.input_window(pop))
+        fire.append(snn.fire_window(pop) if pop.kind != "readout" else (1, 0))
         if pop.kind == "input":
             kinds.append(ENCODER)
             q = 2.0 ** (wb - 1 + fb)
             scales.append(q)
-            thr.append(float(params["threshold_ratio"]) * q)
+            thr.append(ratio * q)
             rst.append(q)
             biases.append(np.zeros(pop.neurons))
+            bits_used.append(float("nan"))
             continue
-        kinds.append(READOUT if pop.kind == "readout" else (TSA_RELU if relu else TSA))
-        maps = []
-        for proj in pop.projections:
-            m = normal_form(graph, proj, pop)
-            gain = float(thetas[proj.source]) / theta
-            maps.append((proj, m, m.weight * gain))
-        biggest = max(float(np.abs(w).max()) for _, _, w in maps) or 1.0
+        kinds.append(READOUT if pop.kind == "readout" else (TSA_RELU if snn.relu_counterpart else TSA))
+        biggest = max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
         # the scale is limited twice: weights must fit weight_bits, and the largest state
-        # (STATE_HEADROOM spike amplitudes) must fit state_bits with frac_bits below the LSB
+        # (STATE_HEADROOM encodable values) must fit state_bits with frac_bits below the LSB
+        silent = snn.silent(pop)
         w_limit = wmax / biggest
-        s_limit = 2.0 ** (sb - 1 - fb) / (STATE_HEADROOM * ksum * beta ** Ts)
+        s_limit = 2.0 ** (sb - 1 - fb) / (STATE_HEADROOM * snn.geometric * beta ** silent)
+        wscale = min(w_limit, s_limit)
         if arithmetic.weight_scale == "per_layer_pow2":
-            wscale = 2.0 ** int(np.floor(np.log2(min(w_limit, s_limit))))
-        else:
-            wscale = min(w_limit, s_limit)
-        weight_bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
+            wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+        bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
         q = wscale * 2.0 ** fb
         scales.append(q)
-        thr.append(float(params["threshold_ratio"]) * beta ** Ts * q)
-        rst.append(beta ** Ts * q)
-        b = population_bias(graph, pop).reshape(1, -1) / (theta * ksum)
-        biases.append(_core_order(b, pop.shape)[0] * q)
-        for proj, m, w in maps:
-            s = index[proj.source]
-            w_int = np.round(w * wscale).astype(np.int64)
+        thr.append(ratio * beta ** silent * q)
+        rst.append(beta ** silent * q)
+        biases.append(_core_order(pop.bias.reshape(1, -1), pop.shape)[0] * q)
+        for proj in pop.projections:
+            m = proj.map
+            w_int = np.round(m.weight * wscale).astype(np.int64)
             if isinstance(m, ConvMap):
                 p_kind.append(CONV)
                 p_geom.append(_geometry(m))
@@ -221,26 +198,21 @@ def quantize_sws(graph: Graph, thetas: dict[str, float], params: dict, arithmeti
                 p_geom.append(np.zeros(N_GEOM, np.int64))
                 # rows per source neuron, both axes in core (HWC) order
                 mat = _core_order(w_int.T, m.in_shape, axis=0)
-                mat = _core_order(mat, m.out_shape, axis=1)
-                flat = mat.reshape(-1)
-            p_src.append(s)
+                flat = _core_order(mat, m.out_shape, axis=1).reshape(-1)
+            p_src.append(index[proj.source])
             p_dst.append(l)
-            p_delay.append(int(recv[l, 0] - fire[s, 0]))
+            p_delay.append(int(proj.delay))
             p_woff.append(woff)
             woff += flat.size
             wints.append(flat)
     weight_ints = np.concatenate(wints) if wints else np.zeros(0, np.int64)
-    # weights of each projection into layer l carry that layer's frac shift
-    weights = np.empty_like(weight_ints)
-    for i in range(len(p_src)):
-        end = p_woff[i + 1] if i + 1 < len(p_src) else len(weight_ints)
-        weights[p_woff[i]:end] = weight_ints[p_woff[i]:end] << fb
-    sizes_a = np.array(sizes, np.int64)
+    sizes = np.array([p.neurons for p in snn.populations], np.int64)
+    recv_a = np.array(recv, np.int64)
     return FixedNetwork(
-        names=[p.name for p in pops], shapes=[tuple(p.shape) for p in pops],
-        kind=np.array(kinds, np.int64), size=sizes_a,
-        offset=np.concatenate([[0], np.cumsum(sizes_a)[:-1]]).astype(np.int64),
-        recv=recv, fire=fire,
+        names=[p.name for p in snn.populations], shapes=[tuple(p.shape) for p in snn.populations],
+        kind=np.array(kinds, np.int64), size=sizes,
+        offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        recv=recv_a, fire=np.array(fire, np.int64),
         # a threshold below one state unit would fire on zero: keep it at least 1
         threshold=np.maximum(np.round(thr), 1).astype(np.int64),
         reset=np.round(rst).astype(np.int64),
@@ -248,15 +220,15 @@ def quantize_sws(graph: Graph, thetas: dict[str, float], params: dict, arithmeti
         p_src=np.array(p_src, np.int64), p_dst=np.array(p_dst, np.int64),
         p_kind=np.array(p_kind, np.int64), p_delay=np.array(p_delay, np.int64),
         p_woff=np.array(p_woff, np.int64), p_geom=np.array(p_geom, np.int64).reshape(-1, N_GEOM),
-        weights=weights, weight_ints=weight_ints,
+        weights=weight_ints << fb,  # the frac shift is wiring, not a counted action
+        weight_ints=weight_ints,
         beta_sign=np.array([s for s, _ in terms], np.int64),
         beta_exp=np.array([k for _, k in terms], np.int64),
-        state_bits=int(arithmetic.state_bits), wrap=arithmetic.overflow == "wrap",
-        nearest=arithmetic.round == "nearest",
-        negative_spikes=bool(params.get("negative_spikes", True)),
-        encoder_mode=str(params.get("encoder", "current")),
-        steps=int(recv[-1, 1]), Tc=Tc, Ts=Ts, beta=beta, thetas=np.array(th),
-        weight_bits_used=np.array(weight_bits_used),
+        state_bits=sb, wrap=arithmetic.overflow == "wrap", nearest=arithmetic.round == "nearest",
+        negative_spikes=snn.negative_spikes, encoder_mode=snn.encoder,
+        steps=snn.latency_steps, Tc=Tc, Ts=Ts, beta=beta,
+        thetas=np.array([p.theta for p in snn.populations]),
+        weight_bits_used=np.array(bits_used),
     )
 
 
