@@ -287,3 +287,45 @@ def run_core(net: FixedNetwork, drive: np.ndarray, trace: bool = False):
                 net.p_delay, net.p_woff, net.p_geom, net.weights, net.beta_sign, net.beta_exp,
                 net.state_bits, net.wrap, net.nearest, net.negative_spikes,
                 net.encoder_mode == "potential", net.steps, net.ring, trace)
+
+
+def simulate_fixed(net: FixedNetwork, x: np.ndarray, trace: bool = False, batch: int = 128,
+                   progress=None):
+    """Bit-accurate run of ``x`` (N, *input shape) as a ``SimResult`` (ANN units).
+
+    ``outputs`` are the readout's final membranes in ANN units; ``counts`` every counted action;
+    ``extra["overflow_by_layer"]`` the saturations/wraps per layer. With ``trace``, ``decoded``
+    holds each spiking population's Σβ^(Tc−t)·S(t)·θ and ``extra["spikes"]`` the trains.
+    ``progress(done, total)`` is called after each batch of ``batch`` images.
+    """
+    from ..counts import Counts
+    from ..schemes.base import SimResult
+
+    n = len(x)
+    data = np.zeros((net.layers, net.steps, N_ACTIONS), np.int64)
+    ro = slice(net.offset[-1], net.offset[-1] + net.size[-1])
+    outputs, decoded, trains = [], {name: [] for name in net.names[:-1]}, []
+    for start in range(0, n, batch):
+        drive = net.encode_input(x[start:start + batch])
+        h, _, counts, spikes = run_core(net, drive, trace)
+        data += counts.sum(axis=0)
+        outputs.append(net.to_chw(net.layers - 1, h[:, ro]) / net.scale[-1] * net.thetas[-1])
+        if trace:
+            trains.append(spikes)
+            for l, name in enumerate(net.names[:-1]):
+                a, b = net.fire[l]
+                sl = slice(net.offset[l], net.offset[l] + net.size[l])
+                weights = net.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
+                value = np.tensordot(spikes[:, a - 1:b, sl].astype(np.float64), weights, ([1], [0]))
+                decoded[name].append(net.to_chw(l, value) * net.thetas[l])
+        if progress:
+            progress(min(start + batch, n), n)
+    counts = Counts(tuple(net.names), data, n)
+    extra = {"overflow_by_layer": dict(zip(net.names, data[:, :, ACTION_INDEX["overflow"]].sum(1).tolist())),
+             "weight_bits_used": dict(zip(net.names, net.weight_bits_used.tolist()))}
+    out = np.concatenate(outputs) if outputs else np.zeros((0,) + tuple(net.shapes[-1]))
+    dec = {k: np.concatenate(v) for k, v in decoded.items() if v}
+    dec[net.names[-1]] = out
+    if trace:
+        extra["spikes"] = np.concatenate(trains)
+    return SimResult(out, counts, net.steps, net.Tc + net.Ts, dec, extra)
