@@ -47,8 +47,8 @@ from ..calibrate import calibrate, check_percentile
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
 from ..graph import Graph, MaxPool, populations
-from .base import Param, Scheme, SimResult
 from ..projection import ConvMap, DenseMap, normal_form, population_bias
+from .base import Param, Scheme, SimResult
 
 MAX_BETA_TERMS = 4  # the hw profile's max_beta_terms is checked later, in fixed point
 ENCODERS = ("current", "potential")
@@ -83,14 +83,6 @@ def csd_terms(value: float, max_terms: int = MAX_BETA_TERMS) -> tuple[tuple[int,
     if len(terms) > max_terms:
         return None
     return tuple(reversed(terms))
-
-
-def describe_csd(terms) -> str:
-    parts = []
-    for i, (sign, e) in enumerate(terms):
-        mag = f"{2.0 ** e:g}"
-        parts.append((mag if sign > 0 else f"-{mag}") if i == 0 else (f"+ {mag}" if sign > 0 else f"- {mag}"))
-    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------- parameters
