@@ -30,21 +30,33 @@ Start with:   neurosim run            (bundled digits CNN on a Loihi-like profil
 """
 
 RUN_HELP = """\
-Import MODEL, print its populations (spiking layers), parameters and MACs, and
-the ANN's accuracy on the data. With a hardware profile (default loihi_like) it
-also prints the ANN baseline energy (MACs × the profile's mac price) and how the
-network maps onto the chip's cores.
+Import MODEL, print its populations (spiking layers), parameters and MACs, the
+ANN's accuracy, its baseline energy on the hardware profile (MACs × the
+profile's mac price) and how the network maps onto the chip's cores. Then
+convert it to a spiking network under each --coding (default: sws), simulate it
+in float and bit-accurately in the profile's fixed point (--precision, default
+both), count every hardware action and price it: accuracy, time steps, spikes,
+energy per inference, overflows.
+
+examples:
+  neurosim run                                   digits CNN, SWS, loihi_like
+  neurosim run digits_resnet --coding sws:Tc=6,Ts=1,beta=1.5 --hw asic_45nm
+  neurosim run net.onnx --data test.npz --calib calib.npz --json out.json
+"""
+
+CHECK_HELP = """\
+Fixed point versus float for each --coding (default: sws) on the profile: both
+accuracies, agreement of their predictions, per layer the mean |fixed − float|
+of the decoded values over λ, overflows and the weight bits really used, and a
+sweep of weight_bits 4…12 with the fixed accuracy at each width.
 """
 
 NOT_YET = {
-    "coding": "spike coding schemes (--coding) are not available yet: the SWS/CSS "
-              "conversion is the next issue",
-    "precision": "--precision is not available yet: it selects float/fixed SNN simulation, "
-                 "which comes with the coding schemes",
     "out": "--out (report files) is not available yet; use --json PATH for the machine-readable "
            "result",
     "seed": "--seed is not available yet: nothing random runs until the rate/Poisson encoder lands",
 }
+DEFAULT_CODING = ["sws"]
 
 
 def _models_manifest() -> dict:
@@ -88,9 +100,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data", metavar="DATA",
                        help="'digits' (bundled test split, default), 'digits:calibration', or "
                             "PATH.npz with arrays x (N, *input shape) and y (N,) labels")
+        p.add_argument("--calib", metavar="DATA",
+                       help="calibration images for the activation scales: 'digits:calibration' "
+                            "(default for 1×8×8 models) or PATH.npz with array x")
         p.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
         p.add_argument("--coding", action="append", metavar="SPEC",
-                       help="NAME[:key=value,...], repeatable; NAME in sws, rate, ttfs, tsc, phase, all")
+                       help="NAME[:key=value,...], repeatable (default sws); e.g. "
+                            "sws:Tc=8,Ts=2,beta=1.5; 'all' = every scheme; see 'neurosim codings'")
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
         p.add_argument("--out", metavar="DIR", help="directory for report files")
         p.add_argument("--seed", type=int, metavar="S", help="seed for random encoders")
@@ -98,12 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="import a model and measure it (the main job)",
                          description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(run)
-    run.add_argument("--precision", choices=["fixed", "float", "both"],
-                     help="simulate the SNN in fixed point, float, or both")
+    run.add_argument("--precision", choices=["fixed", "float", "both"], default="both",
+                     help="simulate the SNN in fixed point (bit-accurate core, counts, energy), "
+                          "float (reference simulator), or both (default)")
     cmp_ = sub.add_parser("compare", help="every coding scheme side by side (not available yet)")
     common(cmp_, many_hw=True)
-    chk = sub.add_parser("check", help="fixed point versus float, per scheme and layer (not available yet)")
+    chk = sub.add_parser("check", help="fixed point versus float, per scheme and layer",
+                         description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(chk)
+    sub.add_parser("codings", help="list the coding schemes and their parameters")
     sub.add_parser("models", help="list the bundled models")
     prof = sub.add_parser("profiles", help="list the bundled hardware profiles, or validate files")
     prof.add_argument("paths", nargs="*", metavar="PROFILE",
@@ -117,11 +136,25 @@ def _reject_unavailable(args) -> None:
             raise UserError(msg)
 
 
-def cmd_run(args) -> int:
-    from . import ann, report
-    from .data import load_data
-    from .energy import ann_energy
-    from .hw.mapping import format_mapping, map_layers, mapping_to_dict
+def _progress(label: str, done: int, total: int) -> None:
+    """A one-line progress report on stderr, for a person watching a terminal."""
+    if sys.stderr.isatty():
+        end = "\n" if done >= total else ""
+        print(f"\r{label}: {done}/{total} images", end=end, file=sys.stderr, flush=True)
+
+
+def _note_first_compile() -> None:
+    from .core import tsa
+
+    cache = Path(tsa.__file__).parent / "__pycache__"
+    if not any(cache.glob("tsa._run-*.nbi")):
+        print("(first run: compiling the bit-accurate core, about 30 s; later runs load it "
+              "from the cache)", file=sys.stderr, flush=True)
+
+
+def _load_inputs(args):
+    """Model, profile, test data and calibration data of a run/check command."""
+    from .data import load_calibration, load_data
     from .hw.profile import load_profile
     from .onnx_import import load_onnx
 
@@ -132,28 +165,81 @@ def cmd_run(args) -> int:
     graph = load_onnx(model_path, model_path.stem)
     profile = load_profile(args.hw or DEFAULT_HW)
     data = load_data(args.data, graph.input_shape).head(args.limit)
+    calib = load_calibration(args.calib, graph.input_shape)
+    return graph, profile, data, calib
 
+
+def cmd_run(args) -> int:
+    from . import ann, report
+    from .energy import ann_energy
+    from .hw.mapping import format_mapping, map_layers, mapping_to_dict
+    from .simulate import format_runs, run_codings
+
+    graph, profile, data, calib = _load_inputs(args)
     print(f"model  {graph.name}  ({graph.path})")
     print(report.model_table(graph))
     acc = ann.accuracy(graph, data.x, data.y)
     macs = graph.macs()
     e_mac = ann_energy(macs, profile)
     mapping = map_layers(report.layer_sizes(graph), profile)
-    print(f"\ndata   {data.name}: {len(data)} images")
+    print(f"\ndata   {data.name}: {len(data)} images   (calibration: {calib.name}, {len(calib)} images)")
     print(f"ANN    accuracy {acc:.4f}  ({round(acc * len(data))}/{len(data)})")
     print(f"\nhw     {profile.name}  ({profile.path})")
     print(f"ANN baseline energy  {e_mac / 1e6:.3f} µJ per inference "
           f"({macs:,} MACs × {profile.price('mac')} pJ)")
     print(format_mapping(mapping))
+    if args.precision != "float":
+        _note_first_compile()
+    runs = run_codings(graph, data, calib, args.coding or DEFAULT_CODING, args.precision,
+                       profile, progress=_progress)
+    print()
+    print(format_runs(runs, acc, e_mac))
     if args.json:
         doc = report.document(
             model=report.model_dict(graph),
             data={"name": data.name, "images": len(data)},
             hw={"name": profile.name, "path": str(profile.path), "mapping": mapping_to_dict(mapping)},
             ann={"accuracy": acc, "macs": macs, "energy_pj": e_mac},
+            runs=runs,
         )
         report.write_json(doc, args.json)
         print(f"\nwrote {args.json}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from . import report
+    from .check import check, format_check
+
+    graph, profile, data, calib = _load_inputs(args)
+    _note_first_compile()
+    results = check(graph, data, calib, args.coding or DEFAULT_CODING, profile,
+                    progress=lambda what: print(f"  {what}", file=sys.stderr)
+                    if sys.stderr.isatty() else None)
+    print(f"model {graph.name}, data {data.name} ({len(data)} images), hw {profile.name}\n")
+    print(format_check(results, profile.name))
+    if args.json:
+        doc = report.document(model=report.model_dict(graph),
+                              data={"name": data.name, "images": len(data)},
+                              hw={"name": profile.name, "path": str(profile.path)},
+                              ann=None, runs=None)
+        doc["check"] = results
+        report.write_json(doc, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def cmd_codings(args) -> int:
+    from tabulate import tabulate
+
+    from .schemes import schemes
+
+    for name, scheme in schemes().items():
+        print(f"{name}: {scheme.summary}")
+        print(tabulate([[p.name, p.kind if not p.choices else "|".join(p.choices), p.default, p.doc]
+                        for p in scheme.params], headers=["key", "type", "default", "meaning"],
+                       maxcolwidths=[None, None, None, 60], disable_numparse=True))
+        print()
     return 0
 
 
@@ -182,12 +268,12 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_unavailable(args) -> int:
-    raise UserError(f"'neurosim {args.command}' is not available yet: it needs the coding schemes "
-                    f"(next issues). 'neurosim run' works now.")
+    raise UserError(f"'neurosim {args.command}' is not available yet: it compares all five "
+                    f"coding schemes, and only sws exists so far. Use 'neurosim run --coding ...'.")
 
 
-COMMANDS = {"run": cmd_run, "models": cmd_models, "profiles": cmd_profiles,
-            "compare": cmd_unavailable, "check": cmd_unavailable}
+COMMANDS = {"run": cmd_run, "models": cmd_models, "profiles": cmd_profiles, "codings": cmd_codings,
+            "compare": cmd_unavailable, "check": cmd_check}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,36 @@ def load_data(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
     return ds
 
 
+def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
+    """Calibration images: ``spec`` as for ``load_data``; by default the digits calibration
+    split, which only fits 1×8×8 models — any other model must be given ``--calib``."""
+    if spec is None:
+        if tuple(input_shape) != (1, 8, 8):
+            raise UserError(f"the model takes inputs of shape {tuple(input_shape)}, so the bundled "
+                            f"digits calibration split does not fit; pass --calib PATH.npz with "
+                            f"array x of calibration images (array y may be labels or absent)")
+        return digits("calibration")
+    if spec == "digits" or spec.startswith("digits"):
+        return load_data(spec if ":" in spec else "digits:calibration", input_shape)
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"{path}: calibration file not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise UserError(f"{path}: expected an array 'x' of calibration images, found {f.files}")
+            x = f["x"].astype(np.float64)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable .npz file: {type(exc).__name__}: {exc}") from None
+    if x.shape[1:] != tuple(input_shape) or len(x) == 0:
+        raise UserError(f"{path}: array 'x' has shape {x.shape}, expected (N, {', '.join(map(str, input_shape))}) with N > 0")
+    if not np.all(np.isfinite(x)):
+        raise UserError(f"{path}: array 'x' contains NaN or Inf")
+    return Dataset(path.stem, str(path), x, np.full(len(x), -1, np.int64))
+
+
 def _load_npz(path: Path) -> Dataset:
     if not path.is_file():
         raise UserError(f"{path}: data file not found (expected 'digits' or a PATH.npz with arrays x and y)")

@@ -4,8 +4,8 @@ Everything the core computes is an integer of ``state_bits`` bits. The rules, sh
 the dense numpy reference and the numba core (which must agree bit for bit):
 
 * **β as shifts.** β is written as a sum of signed powers of two, ``β = Σ sᵢ·2^kᵢ``
-  (fewest terms; among equally short forms the one with positive terms, so β=1.5 is
-  ``u + (u>>1)`` and β=1.75 is ``(u<<1) − (u>>2)``). Amplifying ``u`` adds the terms
+  (the canonical signed-digit form, or plain binary when that is no longer, so β=1.5
+  is ``u + (u>>1)`` and β=1.75 is ``(u<<1) − (u>>2)``). Amplifying ``u`` adds the terms
   ``u << k`` (k ≥ 0) or ``shift_right(u, −k)`` (k < 0) at full width; the sum is then
   fitted to the state width once.
 * **Right shifts round** by the profile's ``round``: ``floor`` is the arithmetic shift,
@@ -16,37 +16,54 @@ the dense numpy reference and the numba core (which must agree bit for bit):
 
 from __future__ import annotations
 
-import itertools
+from fractions import Fraction
 
 import numpy as np
 
 from .errors import UserError
 
-MAX_CSD_TERMS = 4
-_MIN_EXP, _MAX_EXP = -8, 4
+MAX_CSD_TERMS = 4  # longer sums are not "short"; a profile's max_beta_terms may be lower
 
 
-def csd_terms(beta: float, max_terms: int = MAX_CSD_TERMS) -> tuple[tuple[int, int], ...]:
-    """β as ((sign, exponent), ...), the shortest exact signed-power-of-two sum.
+def csd_terms(value: float, max_terms: int = MAX_CSD_TERMS) -> tuple[tuple[int, int], ...] | None:
+    """β as the fewest signed powers of two: ((sign, exponent), ...), most significant first,
+    with value == Σ sign·2**exponent exactly; None if it needs more than ``max_terms`` terms.
 
-    Raises UserError when no sum of at most ``max_terms`` terms with exponents in
-    [−8, 4] equals β exactly.
+    The canonical signed-digit form (non-adjacent form) has the fewest non-zero digits of all
+    signed-digit forms, so "no CSD form with ≤ max_terms terms" means "not a short sum of
+    signed powers of two". When plain binary needs no more terms, it is used instead (β=1.5 is
+    1 + 0.5, i.e. ``u + (u >> 1)`` as in DESIGN §4, rather than 2 − 0.5): only additions.
     """
-    exps = range(_MAX_EXP, _MIN_EXP - 1, -1)
-    for n in range(1, max_terms + 1):
-        best = None
-        for ks in itertools.combinations(exps, n):  # distinct exponents, largest first
-            for signs in itertools.product((1, -1), repeat=n):
-                if sum(s * 2.0 ** k for s, k in zip(signs, ks)) == beta:
-                    cand = tuple(zip(signs, ks))
-                    # prefer more positive terms (binary form), then larger exponents
-                    key = (sum(s < 0 for s in signs), [-k for k in ks])
-                    if best is None or key < best[0]:
-                        best = (key, cand)
-        if best is not None:
-            return best[1]
-    raise UserError(f"beta={beta!r} is not a sum of at most {max_terms} signed powers of two "
-                    f"(2^{_MIN_EXP} … 2^{_MAX_EXP}); expected e.g. 2, 1.5, 1.25 or 1.75")
+    frac = Fraction(value)  # exact: a float is a dyadic rational
+    lowest = -(frac.denominator.bit_length() - 1)
+    n = frac.numerator
+    if n <= 0:
+        return None
+    binary = [(1, lowest + i) for i in range(n.bit_length()) if n >> i & 1]
+    signed, exponent = [], lowest
+    while n:
+        if n & 1:
+            digit = 2 - (n & 3)  # +1 or −1, chosen so that the next digit is 0
+            signed.append((digit, exponent))
+            n -= digit
+        n >>= 1
+        exponent += 1
+    terms = binary if len(binary) <= len(signed) else signed
+    if len(terms) > max_terms:
+        return None
+    return tuple(reversed(terms))
+
+
+def require_terms(beta: float, max_terms: int, what: str = "the limit") -> tuple[tuple[int, int], ...]:
+    """``csd_terms`` or a UserError saying why β cannot be amplified with shift-adds."""
+    terms = csd_terms(beta, MAX_CSD_TERMS)
+    if terms is None:
+        raise UserError(f"beta={beta!r} is not a sum of at most {MAX_CSD_TERMS} signed powers of "
+                        f"two; expected e.g. 2, 1.5, 1.25 or 1.75")
+    if len(terms) > max_terms:
+        raise UserError(f"beta={beta} needs {len(terms)} shift-add terms ({describe_terms(terms)}), "
+                        f"but {what} is {max_terms}")
+    return terms
 
 
 def describe_terms(terms) -> str:

@@ -1,20 +1,22 @@
 """Run coding schemes on a model and data: the ``runs`` entries of the JSON document (DESIGN §8).
 
-This is the one entry point the command line needs; it knows no scheme by name.
-What this issue fills: ``accuracy.float``, ``latency_steps``, ``steps_per_frame``, ``spikes``
-and, in ``counts``, only ``spike_out_pos`` / ``spike_out_neg`` (mean per inference). The fixed-
-point accuracy, the other counted actions, energy, latency in seconds, throughput and overflows
-come with the bit-accurate core and the hardware pipeline, and are null until then.
+This is the one entry point the command line needs; it knows no scheme by name. A float-only
+run fills ``accuracy.float``, the timing and the spike counts; a fixed run (bit-accurate core)
+also fills ``accuracy.fixed``, every counted action, the energy on the profile, the run time
+of the profile's first-order timing model (``latency_s``) and the overflows. Throughput comes
+with the SimPy pipeline model and is null until then.
 """
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from tabulate import tabulate
 
 from .calibrate import calibrate
 from .data import Dataset
+from .energy import energy
 from .errors import UserError
 from .graph import Graph
 from .schemes import expand_codings, format_spec, get_scheme
@@ -23,14 +25,20 @@ PRECISIONS = ("float", "fixed", "both")
 
 
 def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[str],
-                precision: str | None = "float") -> list[dict[str, Any]]:
-    """One DESIGN §8 ``runs`` entry per coding spec (``all`` expands to every scheme)."""
+                precision: str | None = "float", profile=None,
+                progress=None) -> list[dict[str, Any]]:
+    """One DESIGN §8 ``runs`` entry per coding spec (``all`` expands to every scheme).
+
+    ``float`` runs the scheme's float reference simulator; ``fixed`` its bit-accurate core with
+    the ``profile``'s arithmetic, whose counted actions are priced by the profile into energy
+    and run time; ``both`` does both. Spikes and counts come from the fixed run when there is
+    one (it counts every action; the float simulator counts spikes only).
+    """
     precision = precision or "float"
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, found '{precision}'")
-    if precision != "float":
-        raise UserError(f"--precision {precision}: fixed point comes with the bit-accurate core "
-                        f"(next issue); use --precision float")
+    if precision != "float" and profile is None:
+        raise UserError(f"--precision {precision} needs a hardware profile (--hw)")
     codings = expand_codings(specs)
     scales_by_percentile: dict[float, dict[str, float]] = {}  # calibrate once per percentile
     runs = []
@@ -43,36 +51,75 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
                 scales_by_percentile[q] = calibrate(graph, calib_data.x, q)
             scales = scales_by_percentile[q]
         snn = scheme.build(graph, calib_data.x, params, scales=scales)
-        result = scheme.simulate(snn, data.x)
+        flt = fx = None
+        if precision in ("float", "both"):
+            flt = scheme.simulate(snn, data.x)
+        if precision in ("fixed", "both"):
+            fixed = scheme.quantize(snn, profile.arithmetic)
+            step = (lambda done, total, _n=name: progress(f"{_n} fixed point", done, total)) \
+                if progress else None
+            fx = scheme.simulate_fixed(fixed, data.x, progress=step)
+        result = fx or flt
         per_image = result.counts.per_inference()
         latency, per_frame = scheme.timing(snn)
-        runs.append({
+        run = {
             "coding": format_spec(name, params, only_changed=True),
             "params": dict(params),
-            "accuracy": {"float": result.accuracy(data.y), "fixed": None},
+            "accuracy": {"float": flt.accuracy(data.y) if flt else None,
+                         "fixed": fx.accuracy(data.y) if fx else None},
             "latency_steps": int(latency),
             "steps_per_frame": int(per_frame),
             "spikes": {"pos": per_image["spike_out_pos"], "neg": per_image["spike_out_neg"]},
-            "counts": {"spike_out_pos": per_image["spike_out_pos"],
-                       "spike_out_neg": per_image["spike_out_neg"]},
+            "counts": per_image if fx else {"spike_out_pos": per_image["spike_out_pos"],
+                                            "spike_out_neg": per_image["spike_out_neg"]},
             "energy_pj": None,
             "latency_s": None,
-            "throughput_fps": None,
-            "overflows": None,
-        })
+            "throughput_fps": None,  # comes with the SimPy pipeline model (DESIGN §6)
+            "overflows": int(fx.counts.total()["overflow"]) if fx else None,
+        }
+        if fx:
+            rep = energy(fx.counts, profile).per_inference()
+            run["energy_pj"] = {"total": rep["total"], "dynamic": rep["dynamic"],
+                                "static": rep["static"], "by_action": rep["by_action"],
+                                "by_layer": rep["by_layer"]}
+            run["latency_s"] = rep["latency_s"]
+            run["overflows_by_layer"] = fx.extra["overflow_by_layer"]
+        runs.append(run)
     return runs
 
 
-def format_runs(runs: list[dict[str, Any]], ann_accuracy: float) -> str:
-    """Terminal table (≤ 100 columns): SNN float accuracy next to the ANN's, timing, spikes."""
-    rows = []
+def _acc(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
+                ann_energy_pj: float | None = None) -> str:
+    """Terminal table (≤ 100 columns): SNN accuracy (float, fixed) next to the ANN's, timing,
+    spikes, energy per inference and its ratio to the ANN's MAC energy, overflows; then
+    where each run's energy goes."""
+    rows, notes = [], []
     for r in runs:
-        acc = r["accuracy"]["float"]
         label = r["coding"].replace(":", ": ").replace(",", ", ")  # lets tabulate wrap at keys
-        rows.append([label, f"{acc:.4f}", f"{ann_accuracy:.4f}",
-                     f"{100 * (acc - ann_accuracy):+.2f}", r["latency_steps"], r["steps_per_frame"],
-                     f"{r['spikes']['pos']:,.0f}", f"{r['spikes']['neg']:,.0f}"])
-    return tabulate(rows, headers=["coding", "SNN acc", "ANN acc", "Δ pp", "latency\nsteps",
-                                   "steps/\nframe", "spikes +\n/ image", "spikes −\n/ image"],
-                    maxcolwidths=[24, None, None, None, None, None, None, None],
-                    disable_numparse=True, colalign=("left",) + ("right",) * 7)
+        e = r["energy_pj"]
+        rows.append([
+            label, _acc(r["accuracy"]["float"]), _acc(r["accuracy"]["fixed"]),
+            r["latency_steps"], f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
+            "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
+            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
+            "-" if r["overflows"] is None else f"{r['overflows']:,}"])
+        if e:
+            parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
+                               if e["dynamic"] and v > 0)
+            static = (f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
+                      if e["static"] else "")
+            notes.append(f"{r['coding']}: dynamic energy by action: {shares}{static}")
+    table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "steps",
+                                    "spikes + / −\nper image", "energy µJ/img\ndyn. + static",
+                                    "dyn. vs\nANN MACs",
+                                    "over-\nflows"],
+                     maxcolwidths=[22, None, None, None, None, None, None, None],
+                     disable_numparse=True, colalign=("left",) + ("right",) * 7)
+    head = f"ANN accuracy {ann_accuracy:.4f}"
+    wrapped = [textwrap.fill(n, 100, subsequent_indent="  ") for n in notes]
+    return "\n".join([head, table] + wrapped)

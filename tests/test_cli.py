@@ -76,6 +76,17 @@ def test_default_run_reports_cnn_accuracy_and_json(capsys, tmp_path):
     assert doc["ann"]["accuracy"] == pytest.approx(manifest["digits_cnn"]["test_accuracy"], abs=1e-4)
     assert doc["hw"]["name"] == "loihi_like"
     assert doc["ann"]["energy_pj"] > 0
+    # the default run: SWS in float and in the profile's fixed point, counted and priced
+    (run,) = doc["runs"]
+    assert run["coding"] == "sws" and run["latency_steps"] == 8 + 2 * 3
+    assert run["accuracy"]["float"] >= doc["ann"]["accuracy"] - 0.01
+    assert abs(run["accuracy"]["fixed"] - run["accuracy"]["float"]) <= 0.02
+    e = run["energy_pj"]
+    assert e["total"] == pytest.approx(e["dynamic"] + e["static"])
+    assert e["dynamic"] == pytest.approx(sum(e["by_action"].values()))
+    assert e["dynamic"] == pytest.approx(sum(e["by_layer"].values()))
+    assert run["counts"]["synop"] > 0 and run["spikes"]["pos"] == run["counts"]["spike_out_pos"]
+    assert run["overflows"] == sum(run["overflows_by_layer"].values())
     # every table line fits a 100-column terminal
     assert max(map(len, out.splitlines())) <= 100
 
@@ -95,13 +106,14 @@ def test_run_with_npz_and_limit(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, words", [
     (["run", "digits_cnnn"], ["digits_cnnn", "did you mean 'digits_cnn'"]),
-    (["run", "--coding", "sws"], ["--coding", "not available yet"]),
-    (["run", "--precision", "fixed"], ["--precision", "not available yet"]),
+    (["run", "--coding", "sws:Tc=0"], ["Tc", "positive"]),
+    (["run", "--coding", "swss"], ["swss", "did you mean 'sws'"]),
+    (["run", "--seed", "3"], ["--seed", "not available yet"]),
+    (["run", "--data", "digits:calibration", "--calib", "nowhere.npz"], ["nowhere.npz", "not found"]),
     (["run", "--limit", "0"], ["--limit", "positive"]),
     (["run", "--hw", "loihi"], ["loihi", "loihi_like"]),
     (["run", "--data", "nowhere.npz"], ["nowhere.npz", "not found"]),
     (["compare"], ["compare", "not available yet"]),
-    (["check"], ["check", "not available yet"]),
 ])
 def test_user_errors_exit_2(capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)
@@ -109,6 +121,21 @@ def test_user_errors_exit_2(capsys, argv, words):
     assert err.startswith("neurosim: error: ") and "Traceback" not in err
     for w in words:
         assert w in err, err
+
+
+def test_check_reports_layers_and_weight_sweep(capsys, tmp_path):
+    out_json = tmp_path / "c.json"
+    code, out, err = run_cli(capsys, "check", "digits_mlp", "--limit", "60", "--json",
+                             str(out_json))
+    assert code == 0, err
+    (r,) = json.loads(out_json.read_text())["check"]
+    assert [w["weight_bits"] for w in r["weight_bits_sweep"]] == list(range(4, 13))
+    assert len(r["layers"]) == 4  # encoder, two hidden layers, readout
+    assert r["layers"][0]["mean_abs_error_over_lambda"] == 0.0  # the encoder is exact
+    assert 0.0 <= r["agreement"] <= 1.0
+    accs = [w["accuracy"] for w in r["weight_bits_sweep"]]
+    assert accs[-1] >= accs[0]  # 12-bit weights are no worse than 4-bit ones
+    assert "weight bits" in out and max(map(len, out.splitlines())) <= 100
 
 
 def test_json_written_whole_or_not_at_all(capsys, tmp_path):

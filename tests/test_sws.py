@@ -332,5 +332,7 @@ def test_run_codings_entries_and_table(test_data, calib_data):
     assert (runs[1]["latency_steps"], runs[1]["steps_per_frame"]) == (4 + 1 * 2, 5)
     table = format_runs(runs, ann.accuracy(graph, data.x, data.y))
     assert max(len(line) for line in table.splitlines()) <= 100
-    with pytest.raises(UserError, match="bit-accurate core"):
+    with pytest.raises(UserError, match="needs a hardware profile"):
         run_codings(graph, data, calib_data, ["sws"], "fixed")
+    with pytest.raises(UserError, match="--precision must be one of"):
+        run_codings(graph, data, calib_data, ["sws"], "double")

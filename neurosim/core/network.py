@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UserError
-from ..fixed_point import csd_terms
+from ..fixed_point import require_terms
 from ..projection import ConvMap
 
 ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
@@ -140,10 +140,7 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
     """Integers for a float SWS/TSA network (``neurosim.schemes.sws.SWSNet``), see the module
     docstring. The float network fixes every real number; this only rounds and scales."""
     Tc, Ts, beta = snn.Tc, snn.Ts, snn.beta
-    terms = csd_terms(beta)
-    if len(terms) > int(arithmetic.max_beta_terms):
-        raise UserError(f"beta={beta} needs {len(terms)} shift-add terms, but the profile's "
-                        f"arithmetic.max_beta_terms is {arithmetic.max_beta_terms}")
+    terms = require_terms(beta, int(arithmetic.max_beta_terms), "the profile's arithmetic.max_beta_terms")
     for p in snn.populations:
         if p.kind == "maxpool":
             raise UserError(f"MaxPool population '{p.name}' of {snn.graph_name} is not supported "

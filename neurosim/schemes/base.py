@@ -7,7 +7,10 @@ into every stage with three methods:
 * ``build(graph, calib_x, params)``  -> the scheme's SNN (plain data: calibration, conversion
   and any data-based tuning of the conversion happen here);
 * ``simulate(snn, x)``               -> :class:`SimResult` (float reference simulation);
-* ``timing(snn)``                    -> (latency in steps, steps per frame).
+* ``timing(snn)``                    -> (latency in steps, steps per frame);
+* ``quantize(snn, arithmetic)``      -> the integer network of its bit-accurate core, and
+  ``simulate_fixed(fixed, x)``       -> :class:`SimResult` with every counted action
+  (a scheme without a fixed-point model inherits a clear "not available" error).
 
 Nothing outside ``neurosim/schemes/`` needs to change to add a scheme.
 """
@@ -123,6 +126,16 @@ class Scheme:
 
     def timing(self, snn) -> tuple[int, int]:
         raise NotImplementedError
+
+    # -- fixed point (bit-accurate hardware model); a scheme without one says so
+    def quantize(self, snn, arithmetic):
+        """The SNN in integers for a profile's ``arithmetic`` (the core's network)."""
+        raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet; "
+                        f"use --precision float")
+
+    def simulate_fixed(self, fixed, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
+        """Bit-accurate run with every counted action (``SimResult.counts``)."""
+        raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet")
 
     # -- shared helpers
     def defaults(self) -> dict[str, Any]:

@@ -47,42 +47,11 @@ from ..calibrate import calibrate, check_percentile
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
 from ..graph import Graph, MaxPool, populations
+from ..fixed_point import MAX_CSD_TERMS as MAX_BETA_TERMS, csd_terms
 from ..projection import ConvMap, DenseMap, normal_form, population_bias
 from .base import Param, Scheme, SimResult
 
-MAX_BETA_TERMS = 4  # the hw profile's max_beta_terms is checked later, in fixed point
 ENCODERS = ("current", "potential")
-
-
-# --------------------------------------------------------------------------- β as shifts and adds
-
-def csd_terms(value: float, max_terms: int = MAX_BETA_TERMS) -> tuple[tuple[int, int], ...] | None:
-    """β as the fewest signed powers of two: ((sign, exponent), ...), most significant first,
-    with value == Σ sign·2**exponent exactly; None if it needs more than ``max_terms`` terms.
-
-    The canonical signed-digit form (non-adjacent form) has the fewest non-zero digits of all
-    signed-digit forms, so "no CSD form with ≤ max_terms terms" means "not a short sum of
-    signed powers of two". When plain binary needs no more terms, it is used instead (β=1.5 is
-    1 + 0.5, i.e. ``u + (u >> 1)`` as in DESIGN §4, rather than 2 − 0.5): only additions.
-    """
-    frac = Fraction(value)  # exact: a float is a dyadic rational
-    lowest = -(frac.denominator.bit_length() - 1)
-    n = frac.numerator
-    if n <= 0:
-        return None
-    binary = [(1, lowest + i) for i in range(n.bit_length()) if n >> i & 1]
-    signed, exponent = [], lowest
-    while n:
-        if n & 1:
-            digit = 2 - (n & 3)  # +1 or −1, chosen so that the next digit is 0
-            signed.append((digit, exponent))
-            n -= digit
-        n >>= 1
-        exponent += 1
-    terms = binary if len(binary) <= len(signed) else signed
-    if len(terms) > max_terms:
-        return None
-    return tuple(reversed(terms))
 
 
 # --------------------------------------------------------------------------- parameters
@@ -607,6 +576,16 @@ class SWSScheme(Scheme):
 
     def timing(self, snn: SWSNet) -> tuple[int, int]:
         return snn.latency_steps, snn.steps_per_frame
+
+    def quantize(self, snn: SWSNet, arithmetic):
+        from ..core.network import quantize_sws
+
+        return quantize_sws(snn, arithmetic)
+
+    def simulate_fixed(self, fixed, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
+        from ..core.tsa import simulate_fixed
+
+        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = SWSScheme()
