@@ -39,7 +39,8 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
             layers.append({"layer": pop.name, "kind": pop.kind,
                            "mean_abs_error_over_lambda": float(err),
                            "overflows": int(fx.extra["overflow_by_layer"].get(pop.name, 0)),
-                           "weight_bits_used": _finite(fx.extra["weight_bits_used"].get(pop.name))})
+                           "weight_bits_used": _finite(fx.extra["weight_bits_used"].get(pop.name)),
+                           "frac_bits": fx.extra["frac_bits"].get(pop.name)})
         widths = []
         for bits in sweep:
             ar = dataclasses.replace(profile.arithmetic, weight_bits=bits,
@@ -76,10 +77,12 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
         out.append(tabulate(
             [[_short(l["layer"]), l["kind"], f"{l['mean_abs_error_over_lambda']:.4f}",
               f"{l['overflows']:,}",
-              "-" if l["weight_bits_used"] is None else f"{l['weight_bits_used']:.1f}"]
+              "-" if l["weight_bits_used"] is None else f"{l['weight_bits_used']:.1f}",
+              "-" if l["frac_bits"] is None else l["frac_bits"]]
              for l in r["layers"]],
-            headers=["layer", "kind", "mean |fixed−float|/λ", "overflows", "weight bits used"],
-            disable_numparse=True, colalign=("left", "left", "right", "right", "right")))
+            headers=["layer", "kind", "mean |fixed−float|/λ", "overflows", "weight bits used",
+                     "frac bits"],
+            disable_numparse=True, colalign=("left", "left", "right", "right", "right", "right")))
         out.append("")
         out.append(tabulate(
             [[w["weight_bits"], w["state_bits"], f"{w['accuracy']:.4f}",

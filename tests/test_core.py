@@ -239,21 +239,25 @@ def test_counts_per_neuron_update():
 # ---- fixed versus float accuracy -------------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["digits_cnn", "digits_resnet"])
-def test_fixed_loihi_within_one_point_of_float(model):
-    """8-bit weights, 24-bit state (loihi_like), Tc=8, Ts=2, on the whole test split.
-
-    β=1.5 (the CSS paper's choice) stays within 1 point of the float SNN on both models; so
-    does β=2 on the ResNet. β=2 on the CNN is the measured exception (about −1.1 points): its
-    registers must span Σβ^k·β^Ts = 1020 spike amplitudes, which leaves the weights ~4 bits
-    inside Loihi's 24-bit state (see the issue note); the bound asserted there is 2 points.
-    """
+@pytest.mark.parametrize("beta", [2.0, 1.5])
+def test_fixed_loihi_within_one_point_of_float(model, beta):
+    """8-bit weights, 24-bit state (loihi_like), Tc=8, Ts=2, on the whole test split."""
     from neurosim.schemes.sws import simulate
 
     g, lams = bundled(model)
     test = digits("test")
-    for beta, bound in ((1.5, 0.01), (2.0, 0.01 if model == "digits_resnet" else 0.02)):
-        p = sws_params(Tc=8, Ts=2, beta=beta)
-        snn = convert(g, lams, p)
-        flt = simulate(snn, test.x).accuracy(test.y)
-        fx = simulate_fixed(quantize_sws(snn, LOIHI), test.x).accuracy(test.y)
-        assert fx >= flt - bound, (beta, flt, fx)
+    snn = convert(g, lams, sws_params(Tc=8, Ts=2, beta=beta))
+    flt = simulate(snn, test.x).accuracy(test.y)
+    fx = simulate_fixed(quantize_sws(snn, LOIHI), test.x).accuracy(test.y)
+    assert fx >= flt - 0.01, (flt, fx)
+
+
+def test_headroom_comes_from_fraction_bits_before_weight_bits():
+    """The state limit binds on digits_cnn at β=2: weights keep (nearly) all 8 bits."""
+    g, lams = bundled("digits_cnn")
+    net = fixed(g, lams, sws_params(Tc=8, Ts=2, beta=2.0))
+    assert np.all(net.weight_bits_used[1:] > 7.0), net.weight_bits_used
+    assert np.all(net.frac <= LOIHI.frac_bits) and net.frac[1:].min() < LOIHI.frac_bits
+    tight = fixed(g, lams, sws_params(Tc=8, Ts=2, beta=2.0),
+                  dataclasses.replace(LOIHI, state_bits=16))
+    assert tight.frac[2] == 0 and tight.weight_bits_used[2] < 7.0  # only then weights pay

@@ -6,16 +6,16 @@ profile's arithmetic:
 
 * **Layers** are the populations in the float network's order: 0 = the encoder (the
   input), the hidden TSA layers, the readout last.
-* **State units.** In layer l a value of 1 (one spike amplitude θ_l) is ``Q_l`` integer
-  units. With ``per_layer_pow2`` weights, ``Q_l = 2^(e_l + frac_bits)`` where ``e_l`` is
-  the largest exponent (a Loihi-style weight exponent) that keeps every weight into l
-  within ``weight_bits`` *and* the layer's largest state (``STATE_HEADROOM·Σβ^k·β^Ts``
-  spike amplitudes: the TSA-ReLU ``h`` register holds the whole weighted input) within
-  ``state_bits``; with ``per_layer`` the scale is any real number under the same two
-  limits. When the state limit binds, the weights use fewer than ``weight_bits`` bits
-  (``weight_bits_used``): that is the price of the register width, reported, not hidden.
-  ``frac_bits`` are the extra state bits below one weight LSB. The encoder has no weights:
-  ``e_0 = weight_bits−1``.
+* **State units.** In layer l a value of 1 (one spike amplitude θ_l) is
+  ``Q_l = wscale_l · 2^frac_l`` integer units: weights are ``round(W · wscale_l)`` in
+  ``weight_bits`` and enter the state shifted left by ``frac_l`` bits. The layer's largest
+  state (``STATE_HEADROOM·Σβ^k·β^Ts`` spike amplitudes: the TSA-ReLU registers hold the whole
+  weighted input and output) must fit ``state_bits``. ``_layer_scale`` serves weight
+  precision first and gives the remaining headroom to ``frac_l`` (at most the profile's
+  ``frac_bits``), as a Loihi weight exponent places the weights in the state word; with
+  ``per_layer_pow2`` the weight scale is a power of two. When even ``frac_l = 0`` cannot hold
+  the range the weights use fewer than ``weight_bits`` bits (``weight_bits_used``): the price
+  of the register width, reported, not hidden. The encoder: ``Q_0 = 2^(weight_bits−1+frac_bits)``.
 * **Weights** are ``round(W · 2^e_l)`` (the ``weight_bits`` integers the synapse memory
   holds), stored pre-multiplied by ``2^frac_bits`` (a wired shift, not a counted action).
 * **Thresholds, resets, biases** are rounded to state units: ``v = threshold_ratio·β^Ts``,
@@ -41,14 +41,13 @@ from ..projection import ConvMap
 ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
 KIND_NAMES = {ENCODER: "encoder", TSA: "tsa", TSA_RELU: "tsa_relu", READOUT: "readout"}
 CONV, DENSE = 0, 1
-# A layer's registers must hold this many times its largest encodable value (Σβ^k spike
-# amplitudes, amplified by β^Ts over the silent period). 1 suffices: a TSA-ReLU ``h`` beyond
-# it saturates while ``g`` can never exceed it, so the neuron keeps firing its maximum —
-# the same clipping at λ the conversion already assumes. Measured on loihi_like (8-bit
-# weights, 24-bit state, Tc=8, Ts=2, β=2): headroom 2 cost digits_cnn 2 points of accuracy
-# (weights left with 3.5–5 bits), headroom 1 stays within 0.6 points of 16/48-bit arithmetic
-# with about 2 counted saturations per image.
-STATE_HEADROOM = 1.0
+# A layer's registers hold up to this many times its largest encodable value (Σβ^k spike
+# amplitudes, amplified by β^Ts over the silent period), i.e. activations up to 2λ before a
+# register saturates. Since the headroom is taken from the fractional bits first (see
+# _layer_scale), it is cheap: measured on loihi_like at Tc=8, Ts=2, β=2, headroom 2 and 1
+# give the same fixed accuracy on digits_cnn (0.9667) and digits_resnet (0.9861), with 0
+# versus about 2 saturations per image.
+STATE_HEADROOM = 2.0
 N_GEOM = 16  # conv geometry fields per projection (see _geometry)
 
 
@@ -88,6 +87,7 @@ class FixedNetwork:
     beta: float
     thetas: np.ndarray  # (layers,) spike amplitude θ_l (float, for decoding)
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+    frac: np.ndarray  # (layers,) state bits below one weight LSB chosen for each layer
     ring: np.ndarray = field(default=None)  # (layers,) event ring length (max delay out + 1)
 
     def __post_init__(self):
@@ -151,7 +151,7 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
     wmax = (1 << (wb - 1)) - 1
     ratio = snn.threshold_ratio
 
-    kinds, scales, thr, rst, biases, wints, bits_used = [], [], [], [], [], [], []
+    kinds, scales, thr, rst, biases, wints, bits_used, fracs = [], [], [], [], [], [], [], []
     recv, fire = [], []
     p_src, p_dst, p_kind, p_delay, p_woff, p_geom = [], [], [], [], [], []
     woff = 0
@@ -160,6 +160,7 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
         fire.append(snn.fire_window(pop) if pop.kind != "readout" else (1, 0))
         if pop.kind == "input":
             kinds.append(ENCODER)
+            fracs.append(fb)
             q = 2.0 ** (wb - 1 + fb)
             scales.append(q)
             thr.append(ratio * q)
@@ -169,16 +170,12 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
             continue
         kinds.append(READOUT if pop.kind == "readout" else (TSA_RELU if snn.relu_counterpart else TSA))
         biggest = max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
-        # the scale is limited twice: weights must fit weight_bits, and the largest state
-        # (STATE_HEADROOM encodable values) must fit state_bits with frac_bits below the LSB
         silent = snn.silent(pop)
-        w_limit = wmax / biggest
-        s_limit = 2.0 ** (sb - 1 - fb) / (STATE_HEADROOM * snn.geometric * beta ** silent)
-        wscale = min(w_limit, s_limit)
-        if arithmetic.weight_scale == "per_layer_pow2":
-            wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+        wscale, frac = _layer_scale(wmax / biggest, snn.geometric * beta ** silent,
+                                    sb, fb, arithmetic.weight_scale == "per_layer_pow2")
         bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
-        q = wscale * 2.0 ** fb
+        fracs.append(frac)
+        q = wscale * 2.0 ** frac
         scales.append(q)
         thr.append(ratio * beta ** silent * q)
         rst.append(beta ** silent * q)
@@ -217,8 +214,10 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
         p_src=np.array(p_src, np.int64), p_dst=np.array(p_dst, np.int64),
         p_kind=np.array(p_kind, np.int64), p_delay=np.array(p_delay, np.int64),
         p_woff=np.array(p_woff, np.int64), p_geom=np.array(p_geom, np.int64).reshape(-1, N_GEOM),
-        weights=weight_ints << fb,  # the frac shift is wiring, not a counted action
-        weight_ints=weight_ints,
+        # each projection's weights carry its target layer's frac shift (wiring, not an action)
+        weights=weight_ints << np.repeat(np.array(fracs, np.int64)[p_dst],
+                                         np.diff(np.append(p_woff, len(weight_ints)))),
+        weight_ints=weight_ints, frac=np.array(fracs, np.int64),
         beta_sign=np.array([s for s, _ in terms], np.int64),
         beta_exp=np.array([k for _, k in terms], np.int64),
         state_bits=sb, wrap=arithmetic.overflow == "wrap", nearest=arithmetic.round == "nearest",
@@ -227,6 +226,25 @@ def quantize_sws(snn, arithmetic) -> FixedNetwork:
         thetas=np.array([p.theta for p in snn.populations]),
         weight_bits_used=np.array(bits_used),
     )
+
+
+def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: int,
+                 pow2: bool) -> tuple[float, int]:
+    """(weight scale, frac bits) of one layer.
+
+    The largest state, ``STATE_HEADROOM · encodable`` spike amplitudes, must fit
+    ``state_bits``: ``wscale · 2^frac · STATE_HEADROOM · encodable ≤ 2^(state_bits−1)``. Weight
+    precision is served first — the scale that fills ``weight_bits`` — then whatever headroom
+    is left becomes fractional state bits, up to the profile's ``frac_bits``. This is what a
+    Loihi weight exponent does: it places the weights anywhere in the state word. Only when
+    even ``frac = 0`` cannot hold the range do the weights lose bits.
+    """
+    q_max = 2.0 ** (state_bits - 1) / (STATE_HEADROOM * encodable)  # largest Q allowed
+    wscale = min(w_limit, q_max)
+    if pow2:
+        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
+    return wscale, frac
 
 
 def hwc_perm(shape) -> np.ndarray:

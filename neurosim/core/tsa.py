@@ -322,7 +322,8 @@ def simulate_fixed(net: FixedNetwork, x: np.ndarray, trace: bool = False, batch:
             progress(min(start + batch, n), n)
     counts = Counts(tuple(net.names), data, n)
     extra = {"overflow_by_layer": dict(zip(net.names, data[:, :, ACTION_INDEX["overflow"]].sum(1).tolist())),
-             "weight_bits_used": dict(zip(net.names, net.weight_bits_used.tolist()))}
+             "weight_bits_used": dict(zip(net.names, net.weight_bits_used.tolist())),
+             "frac_bits": dict(zip(net.names, net.frac.tolist()))}
     out = np.concatenate(outputs) if outputs else np.zeros((0,) + tuple(net.shapes[-1]))
     dec = {k: np.concatenate(v) for k, v in decoded.items() if v}
     dec[net.names[-1]] = out
