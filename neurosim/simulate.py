@@ -103,7 +103,8 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
         e = r["energy_pj"]
         rows.append([
             label, _acc(r["accuracy"]["float"]), _acc(r["accuracy"]["fixed"]),
-            r["latency_steps"], f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
+            f"{r['latency_steps']} / {r['steps_per_frame']}",
+            f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
             "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
             "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
             "-" if r["overflows"] is None else f"{r['overflows']:,}"])
@@ -114,11 +115,11 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
             static = (f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
                       if e["static"] else "")
             notes.append(f"{r['coding']}: dynamic energy by action: {shares}{static}")
-    table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "steps",
-                                    "spikes + / −\nper image", "energy µJ/img\ndyn. + static",
-                                    "dyn. vs\nANN MACs",
+    table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "steps\nlat / frame",
+                                    "spikes + / −\nper image", "µJ / image\ndyn + static",
+                                    "dyn vs\nANN",
                                     "over-\nflows"],
-                     maxcolwidths=[22, None, None, None, None, None, None, None],
+                     maxcolwidths=[16, None, None, None, None, None, None, None],
                      disable_numparse=True, colalign=("left",) + ("right",) * 7)
     head = f"ANN accuracy {ann_accuracy:.4f}"
     wrapped = [textwrap.fill(n, 100, subsequent_indent="  ") for n in notes]
