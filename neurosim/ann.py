@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .graph import AvgPool, Conv, Dense, Graph, MaxPool, Node
+from .graph import AvgPool, Conv, Graph, MaxPool, Node
 
 
 def _pad(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:

@@ -29,7 +29,6 @@ SUPPORTED_OPS = (
 def load_onnx(path: str | Path, name: str | None = None) -> Graph:
     """Read and check an ONNX file, then convert it. Bad files raise UserError."""
     import onnx
-    from onnx import numpy_helper  # noqa: F401  (import check only)
 
     path = Path(path)
     if not path.is_file():
@@ -97,14 +96,12 @@ class _Converter:
 
     # ---- conversion ------------------------------------------------------------------
     def convert(self) -> Graph:
-        import onnx
         from onnx import numpy_helper
 
         g = self.graph
         for init in g.initializer:
-            arr = numpy_helper.to_array(init).astype(np.float64, copy=False) \
-                if numpy_helper.to_array(init).dtype.kind == "f" else numpy_helper.to_array(init)
-            self.consts[init.name] = arr
+            arr = numpy_helper.to_array(init)
+            self.consts[init.name] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
         for i, n in enumerate(g.node):
             if not n.name:
                 n.name = f"{n.op_type}_{i}"
@@ -382,8 +379,6 @@ class _Converter:
         if len(n.output) > 1 and n.output[1] and self.uses.get(n.output[1], 0):
             raise self.err(n, "expected the Indices output to be unused, found it consumed")
         self._check_2d(n, a)
-        if a.get("storage_order", 0):
-            pass  # only affects the unused Indices output
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", (1, 1)))
         d = tuple(a.get("dilations", (1, 1)))

@@ -27,7 +27,7 @@ import numpy as np
 
 from .ann import apply_node
 from .errors import UserError
-from .graph import AvgPool, Conv, Dense, Graph, Population, Projection
+from .graph import AvgPool, Conv, Graph, Population, Projection
 
 
 @dataclass

@@ -18,7 +18,7 @@ from neurosim.counts import ACTION_INDEX
 from neurosim.data import digits
 from neurosim.errors import UserError
 from neurosim.fixed_point import amplify_np, csd_terms, fit_np, require_terms
-from neurosim.graph import AvgPool, Conv, Dense, Graph, Input, Relu, Reshape, Add, populations
+from neurosim.graph import Add, AvgPool, Conv, Dense, Graph, Input, Relu, Reshape
 from neurosim.hw.profile import load_profile
 from neurosim.onnx_import import load_onnx
 from neurosim.schemes.sws import convert

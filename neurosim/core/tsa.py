@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..counts import ACTION_INDEX, ACTIONS
-from .network import CONV, DENSE, ENCODER, READOUT, TSA_RELU, FixedNetwork
+from .network import CONV, ENCODER, READOUT, TSA_RELU, FixedNetwork
 
 A_SYNOP = ACTION_INDEX["synop"]
 A_SREAD = ACTION_INDEX["state_read"]
