@@ -10,13 +10,11 @@ the Add of a residual join). For the hardware model every chain becomes exactly 
   AvgPool is a depthwise box kernel. Weights are shared, so an input event's fan-out
   is the kernel positions that reach it: the synapses a conv core stores.
 * ``DenseMap``: a matrix (source neurons × target neurons), for any chain that ends in
-  a Dense node (AvgPool/Reshape before it are multiplied in exactly), and for a pool
-  before a conv where folding would not be exact (see ``_composable``).
+  a Dense node (AvgPool/Reshape before it are multiplied in exactly), and for any chain
+  whose folding into one kernel would not be exact (see ``normal_form``).
 
 Biases are not part of a map: a population's bias is the response of its whole linear
-subgraph to zero input (``population_bias``). Folding AvgPool with padding that is not
-counted (``count_include_pad=0``) into a shared kernel is not exact, so such a chain
-before a Conv is a UserError naming the node.
+subgraph to zero input (``population_bias``).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ann import apply_node
-from .errors import UserError
 from .graph import AvgPool, Conv, Graph, Population, Projection
 
 
@@ -132,57 +129,39 @@ def _compose_conv_maps(a: ConvMap, pool: AvgPool) -> ConvMap:
 
 
 def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap | DenseMap:
-    """The projection as one ConvMap or DenseMap (no bias)."""
-    src_shape = graph.nodes[proj.source].shape
+    """The projection as one ConvMap or DenseMap (no bias).
+
+    Chains of the form ``pool* → conv`` or ``pool+`` fold into one shared kernel when every
+    step of the folding is exact; anything else (a Dense, two convs, a pool after a conv, a
+    pool whose uncounted padding gives border positions their own divisors, a fold the
+    conv's padding would spoil) is multiplied out into a dense map, which is always exact.
+    """
+    src_shape = tuple(graph.nodes[proj.source].shape)
     nodes = _linear_nodes(graph, proj)
-    if any(n.op == "dense" for n in nodes):
-        return _dense_by_probing(graph, proj, src_shape, target.shape)
-    for n in nodes:
-        if n.op == "avgpool" and any(n.pads) and not n.count_include_pad and n is not nodes[-1]:
-            raise UserError(f"{graph.path}: AveragePool '{n.name}' has padding that is not counted "
-                            f"(count_include_pad=0) and feeds a Conv; its per-position divisors cannot "
-                            f"be shared conv weights. Expected count_include_pad=1 or no padding.")
-    if len(src_shape) != 3:
-        if not nodes:  # identity on a flat population
-            return DenseMap(np.eye(int(np.prod(src_shape))), src_shape, target.shape)
-        raise UserError(f"{graph.path}: projection into '{target.name}' applies "
-                        f"{[n.op for n in nodes]} to a flat population")
-    if not nodes:  # identity shortcut
+    if not nodes:  # identity shortcut: a depthwise 1×1 kernel of ones, or a flat identity
+        if len(src_shape) != 3:
+            return DenseMap(np.eye(int(np.prod(src_shape))), src_shape, tuple(target.shape))
         c = src_shape[0]
         return ConvMap(np.ones((c, 1, 1, 1)), (1, 1), (0, 0, 0, 0), (1, 1), c, src_shape, src_shape)
-    # fold the chain from the source outwards: pools before the first conv compose into it
-    cur: ConvMap | None = None
-    pools: list[AvgPool] = []
-    for n in nodes:
-        if n.op == "avgpool":
-            if cur is None:
-                pools.append(n)
-            else:  # a pool after a conv: compose only if the conv is depthwise-free of mixing
-                return _dense_by_probing(graph, proj, src_shape, target.shape)
-        elif n.op == "conv":
-            if cur is not None:
-                return _dense_by_probing(graph, proj, src_shape, target.shape)
-            conv = n
-            in_shape = src_shape
-            # innermost pool composes first: conv(p2(p1(x))) = (conv∘p2)∘p1
-            m = _conv_map(conv, graph.nodes[conv.inputs[0]].shape)
-            for p in reversed(pools):
-                if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
-                    return _dense_by_probing(graph, proj, src_shape, target.shape)
-                m = _compose_conv_maps(m, p)
-            m.in_shape = tuple(in_shape)
-            cur = m
-        else:
-            raise AssertionError(n.op)
-    if cur is None:  # pools only
-        m = _pool_map(pools[-1], graph.nodes[pools[-1].inputs[0]].shape)
-        for p in reversed(pools[:-1]):
-            if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
-                return _dense_by_probing(graph, proj, src_shape, target.shape)
-            m = _compose_conv_maps(m, p)
-        m.in_shape = tuple(src_shape)
-        cur = m
-    return cur
+    *pools, last = nodes
+    foldable = (len(src_shape) == 3 and last.op in ("conv", "avgpool")
+                and all(p.op == "avgpool" and _box_exact(p) for p in pools)
+                and (last.op == "conv" or _box_exact(last)))
+    if not foldable:
+        return _dense_by_probing(graph, proj, src_shape, target.shape)
+    in_shape = graph.nodes[last.inputs[0]].shape
+    m = _conv_map(last, in_shape) if last.op == "conv" else _pool_map(last, in_shape)
+    for p in reversed(pools):  # innermost last: conv(p2(p1(x))) = ((conv∘p2)∘p1)(x)
+        if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
+            return _dense_by_probing(graph, proj, src_shape, target.shape)
+        m = _compose_conv_maps(m, p)
+    m.in_shape = src_shape
+    return m
+
+
+def _box_exact(pool: AvgPool) -> bool:
+    """An AvgPool is one shared box kernel unless uncounted padding changes border divisors."""
+    return pool.count_include_pad or not any(pool.pads)
 
 
 def _dense_by_probing(graph: Graph, proj: Projection, src_shape, out_shape) -> DenseMap:

@@ -68,3 +68,24 @@ def test_population_bias_is_the_zero_input_response():
         pre = acts[pop.pre]
         linear = sum(chain_apply(g, p, acts[p.source]) for p in pop.projections)
         np.testing.assert_allclose(pre, linear + b, atol=1e-9)
+
+
+@pytest.mark.parametrize("count_include_pad", [False, True])
+@pytest.mark.parametrize("then_conv", [False, True])
+def test_padded_average_pool_is_exact(count_include_pad, then_conv):
+    """A padded AvgPool (its border divisors differ when padding is not counted), alone or
+    before a conv, still maps exactly: folded where that is exact, dense otherwise."""
+    rng = np.random.default_rng(3)
+    nodes = {"x": Input("x", (), (2, 5, 5)),
+             "pool": AvgPool("pool", ("x",), (2, 5, 5), kernel=(3, 3), stride=(1, 1),
+                             pads=(1, 1, 1, 1), count_include_pad=count_include_pad)}
+    out = "pool"
+    if then_conv:
+        nodes["conv"] = Conv("conv", ("pool",), (3, 5, 5), weight=rng.normal(0, 1, (3, 2, 3, 3)),
+                             bias=np.zeros(3), pads=(1, 1, 1, 1))
+        out = "conv"
+    g = Graph("t", "t", nodes, "x", out)
+    proj = Projection("x", ("pool", "conv") if then_conv else ("pool",))
+    m = normal_form(g, proj, Population(out, "readout", nodes[out].shape, out, [proj]))
+    x = rng.normal(0, 1, (2, 2, 5, 5))
+    np.testing.assert_allclose(m.apply(x), chain_apply(g, proj, x), atol=1e-12)
