@@ -144,10 +144,10 @@ def _progress(label: str, done: int, total: int) -> None:
 
 
 def _note_first_compile() -> None:
-    from .core import tsa
+    from .core import engine
 
-    cache = Path(tsa.__file__).parent / "__pycache__"
-    if not any(cache.glob("tsa._run-*.nbi")):
+    cache = Path(engine.__file__).parent / "__pycache__"
+    if not any(cache.glob("engine._run-*.nbi")):
         print("(first run: compiling the bit-accurate core, about 30 s; later runs load it "
               "from the cache)", file=sys.stderr, flush=True)
 
@@ -189,6 +189,9 @@ def cmd_run(args) -> int:
           f"({macs:,} MACs × {profile.price('mac')} pJ)")
     print(format_mapping(mapping))
     if args.precision != "float":
+        from .schemes import expand_codings
+
+        expand_codings(args.coding or DEFAULT_CODING)  # a bad spec fails before the note below
         _note_first_compile()
     runs = run_codings(graph, data, calib, args.coding or DEFAULT_CODING, args.precision,
                        profile, progress=_progress)
@@ -212,6 +215,9 @@ def cmd_check(args) -> int:
     from .check import check, format_check
 
     graph, profile, data, calib = _load_inputs(args)
+    from .schemes import expand_codings
+
+    expand_codings(args.coding or DEFAULT_CODING)  # a bad spec fails before the note below
     _note_first_compile()
     results = check(graph, data, calib, args.coding or DEFAULT_CODING, profile,
                     progress=lambda what: print(f"  {what}", file=sys.stderr)

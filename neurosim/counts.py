@@ -7,6 +7,10 @@ is part of the contract and must not change silently:
             ``data[l, t, a]`` is how many times action ``ACTIONS[a]`` happened in layer
             ``layers[l]`` during time step ``t + 1`` (steps are 1-based in DESIGN §2, the array
             index is 0-based), **summed over all ``images`` images of the batch**.
+``by_image`` optional numpy ``int64`` array ``(images, n_layers, n_actions)``: the same counts
+            summed over the steps, image by image (what a per-image figure, e.g. the overflows
+            of one image, needs). Counts never hold images × layers × steps × actions: a
+            1000-step run of a large network would not fit in memory.
 ``ACTIONS`` the action axis, in this fixed order (DESIGN §5). ``ACTION_INDEX[name]`` is the
             index of an action on that axis. New actions may only be appended.
 
@@ -62,6 +66,7 @@ class Counts:
     data: np.ndarray
     images: int
     actions: tuple[str, ...] = ACTIONS
+    by_image: np.ndarray | None = None
 
     def __post_init__(self):
         layers = tuple(str(x) for x in self.layers)
@@ -87,6 +92,12 @@ class Counts:
             raise ValueError(f"Counts: images must be >= 0, got {self.images}")
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "images", int(self.images))
+        if self.by_image is not None:
+            per = np.asarray(self.by_image, dtype=np.int64)
+            if per.shape != (self.images, len(layers), len(ACTIONS)):
+                raise ValueError(f"Counts: by_image must have shape (images={self.images}, "
+                                 f"n_layers={len(layers)}, n_actions={len(ACTIONS)}), got {per.shape}")
+            object.__setattr__(self, "by_image", per)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -144,7 +155,10 @@ class Counts:
         data = np.zeros((len(self.layers), steps, len(ACTIONS)), np.int64)
         data[:, : self.n_steps] += self.data
         data[:, : other.n_steps] += other.data
-        return Counts(self.layers, data, self.images + other.images)
+        per = None
+        if self.by_image is not None and other.by_image is not None:
+            per = np.concatenate([self.by_image, other.by_image])
+        return Counts(self.layers, data, self.images + other.images, by_image=per)
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, Counts) and self.layers == other.layers

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from neurosim.calibrate import calibrate
-from neurosim.core.network import TSA_RELU, quantize_sws
-from neurosim.core.reference import run_reference
-from neurosim.core.tsa import run_core, simulate_fixed
+from neurosim.core.reference import apply_conv, conv_node
+from neurosim.core.tsa import TSA_RELU, encode_input, quantize_sws, reference, run_core, simulate_fixed
 from neurosim.counts import ACTION_INDEX
 from neurosim.data import digits
 from neurosim.errors import UserError
@@ -49,15 +48,18 @@ def fixed(graph, lams, params, arithmetic=LOIHI, squeeze=1.0):
 
 
 def assert_bit_exact(net, x):
-    drive = net.encode_input(x)
-    h, g, c, s = run_core(net, drive, trace=True)
-    h2, g2, c2, s2 = run_reference(net, drive)
+    """Engine and dense reference: identical spikes, registers, and counts both per
+    (layer, step) over the batch and per (image, layer)."""
+    drive = encode_input(net, x)
+    st, c, ci, s = run_core(net, drive, trace=True)
+    st2, c2, ci2, s2 = reference(net, drive)
     assert np.array_equal(s, s2), "spikes differ"
-    assert np.array_equal(h, h2), "h registers differ"
-    assert np.array_equal(g, g2), "g registers differ"
-    diff = [a for a, i in ACTION_INDEX.items() if not np.array_equal(c[..., i], c2[..., i])]
-    assert not diff, f"counts differ: {diff}"
-    return h, c, s
+    assert np.array_equal(st[:, 0], st2[:, 0]), "h registers differ"
+    assert np.array_equal(st, st2), "g registers differ"
+    for name, mine, ref in (("per layer and step", c, c2), ("per image and layer", ci, ci2)):
+        diff = [a for a, i in ACTION_INDEX.items() if not np.array_equal(mine[..., i], ref[..., i])]
+        assert not diff, f"counts {name} differ: {diff}"
+    return st, c, s
 
 
 # ---- fixed-point building blocks -----------------------------------------------------------
@@ -194,25 +196,24 @@ def test_opf_from_counts_equals_closed_form():
     L = net.layers - 2
     hidden = range(1, L + 1)
     # from the counts: neuron updates of TSA layers + synops caused by TSA layers' spikes
-    regs = [2 if k == TSA_RELU else 1 for k in net.kind]
-    updates = sum(c[:, l, :, ACTION_INDEX["state_write"]].sum() // regs[l] for l in hidden)
-    synops = sum(c[:, l, :, ACTION_INDEX["synop"]].sum() for l in range(2, net.layers))
+    regs = [2 if k == TSA_RELU else 1 for k in net.model.kind]
+    updates = sum(c[l, :, ACTION_INDEX["state_write"]].sum() // regs[l] for l in hidden)
+    synops = sum(c[l, :, ACTION_INDEX["synop"]].sum() for l in range(2, net.layers))
     opf_counts = (updates + synops) / len(x)
     # closed form: fan-out per neuron from the reference's dense structure, spikes from traces
-    from neurosim.core.reference import _apply_conv, _conv_node
     fanout = np.zeros(net.neurons, np.int64)
     for pi in range(len(net.p_src)):
         sl, n_s = net.offset[net.p_src[pi]], net.size[net.p_src[pi]]
         if net.p_kind[pi] == 0:
             eye = np.eye(n_s, dtype=np.int64)
-            fanout[sl:sl + n_s] += _apply_conv(_conv_node(net, pi, ones=True), eye,
+            fanout[sl:sl + n_s] += apply_conv(conv_node(net, pi, ones=True), eye,
                                                net.shapes[net.p_src[pi]]).sum(1)
         else:
             fanout[sl:sl + n_s] += net.size[net.p_dst[pi]]
     n_tsa = sum(net.size[l] for l in hidden)
     closed = (p["Tc"] + p["Ts"]) * n_tsa
     for l in hidden:
-        a, b = net.fire[l]
+        a, b = net.model.fire[l]
         sl = slice(net.offset[l], net.offset[l] + net.size[l])
         closed += (np.abs(s[:, a - 1:b, sl]).sum(axis=1) * fanout[sl]).sum() / len(x)
     assert opf_counts == pytest.approx(closed, rel=0, abs=1e-9)
@@ -227,7 +228,7 @@ def test_counts_per_neuron_update():
     _, c, s = assert_bit_exact(net, digits("test").x[:3])
     l = 1
     n, active = net.size[l], p["Tc"] + p["Ts"]
-    per_img = c[:, l].sum(axis=(0, 1)) / 3
+    per_img = c[l].sum(axis=0) / 3
     assert per_img[ACTION_INDEX["shift"]] == 2 * n * active
     assert per_img[ACTION_INDEX["state_read"]] == 2 * n * active
     assert per_img[ACTION_INDEX["compare"]] == 2 * n * p["Tc"]
@@ -256,8 +257,8 @@ def test_headroom_comes_from_fraction_bits_before_weight_bits():
     """The state limit binds on digits_cnn at β=2: weights keep (nearly) all 8 bits."""
     g, lams = bundled("digits_cnn")
     net = fixed(g, lams, sws_params(Tc=8, Ts=2, beta=2.0))
-    assert np.all(net.weight_bits_used[1:] > 7.0), net.weight_bits_used
-    assert np.all(net.frac <= LOIHI.frac_bits) and net.frac[1:].min() < LOIHI.frac_bits
+    assert np.all(net.info.weight_bits_used[1:] > 7.0), net.info.weight_bits_used
+    assert np.all(net.info.frac <= LOIHI.frac_bits) and net.info.frac[1:].min() < LOIHI.frac_bits
     tight = fixed(g, lams, sws_params(Tc=8, Ts=2, beta=2.0),
                   dataclasses.replace(LOIHI, state_bits=16))
-    assert tight.frac[2] == 0 and tight.weight_bits_used[2] < 7.0  # only then weights pay
+    assert tight.info.frac[2] == 0 and tight.info.weight_bits_used[2] < 7.0  # only then weights pay

@@ -1,29 +1,199 @@
-"""Event-driven, bit-accurate TSA core (numba): what the hardware computes, step by step.
+"""The TSA neuron model (SWS/CSS) on the event engine: quantizer, process model, reference.
 
-One image runs entirely on one thread (``prange`` over the images of a batch), so no two
-threads ever write the same state. Per time step, layers run in order; a layer
+* ``quantize_sws`` turns the float SWS network (``neurosim.schemes.sws.SWSNet``: spike
+  amplitudes θ, normalised weights, biases, windows) into an ``EventNetwork`` whose model is
+  ``TSAParams`` (see "State units" below).
+* ``tsa_step`` is the bit-accurate process model the engine calls per layer and step:
+  amplify (β as shift-adds), integrate accumulator + bias, fit to ``state_bits`` (saturate
+  or wrap, counted), fire ternary spikes, reset.
+* ``tsa_reference_step`` is the same neuron in vectorised numpy for the dense reference
+  (``neurosim.core.reference``); it shares no code with ``tsa_step``.
 
-1. gathers the events its sources emitted (delayed projections read the source's event
-   ring ``delay`` steps back: the FIFO) and scatters them through its projections into a
-   wide per-step accumulator — the dendritic accumulator, exact and order-free;
-2. updates every neuron in its active window: amplify (β as shift-adds), integrate
-   accumulator + bias, fit to ``state_bits`` (saturate or wrap, counted), fire ternary
-   spikes, reset;
-3. writes its new events into its ring.
+**State units.** In layer l a value of 1 (one spike amplitude θ_l) is
+``Q_l = wscale_l · 2^frac_l`` integer units: weights are ``round(W · wscale_l)`` in
+``weight_bits`` and enter the state shifted left by ``frac_l`` bits. The layer's largest state
+(``STATE_HEADROOM·Σβ^k·β^Ts`` spike amplitudes: the TSA-ReLU registers hold the whole weighted
+input and output) must fit ``state_bits``. ``_layer_scale`` serves weight precision first and
+gives the remaining headroom to ``frac_l`` (at most the profile's ``frac_bits``), as a Loihi
+weight exponent places the weights in the state word; with ``per_layer_pow2`` the weight scale
+is a power of two. When even ``frac_l = 0`` cannot hold the range the weights use fewer than
+``weight_bits`` bits (``weight_bits_used``): the price of the register width, reported, not
+hidden. The encoder: ``Q_0 = 2^(weight_bits−1+frac_bits)``. Thresholds, resets and biases are
+rounded to state units: ``v = threshold_ratio·β^Ts``, reset ``β^Ts``, per-step bias
+``b̂/(θ Σβ^k)``.
 
-Counted actions (per layer, per step, per image; DESIGN §5) — see README "Counting
-semantics" for the table.
+**Registers.** ``h`` (register 0): the membrane, or for TSA-ReLU the β-weighted accumulated
+input; ``g`` (register 1): TSA-ReLU's β-weighted output. Counted actions: README "Counting
+semantics".
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+from dataclasses import dataclass
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..counts import ACTION_INDEX, ACTIONS
-from .network import CONV, ENCODER, READOUT, TSA_RELU, FixedNetwork
+from ..counts import ACTION_INDEX, Counts
+from ..errors import UserError
+from ..fixed_point import amplify_cost, amplify_np, fit_np, require_terms, state_limits
+from ..results import SimResult
+from . import engine
+from .network import EventNetwork, ProjectionBuilder, core_order
+from .reference import reference_model, run_reference
 
-A_SYNOP = ACTION_INDEX["synop"]
+ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
+KIND_NAMES = {ENCODER: "encoder", TSA: "tsa", TSA_RELU: "tsa_relu", READOUT: "readout"}
+# A layer's registers hold up to this many times its largest encodable value (Σβ^k spike
+# amplitudes, amplified by β^Ts over the silent period), i.e. activations up to 2λ before a
+# register saturates. Since the headroom is taken from the fractional bits first (see
+# _layer_scale), it is cheap: measured on loihi_like at Tc=8, Ts=2, β=2, headroom 2 and 1
+# give the same fixed accuracy on digits_cnn (0.9667) and digits_resnet (0.9861), with 0
+# versus about 2 saturations per image.
+STATE_HEADROOM = 2.0
+MAX_TERMS = 4
+
+TSAParams = namedtuple("TSAParams", [
+    "kind", "recv", "fire",  # per layer: ENCODER|TSA|TSA_RELU|READOUT; (first, last) steps
+    "threshold", "reset", "bias_nonzero",  # per layer, state units; biased neurons per layer
+    "bias",  # per neuron, state units per step
+    "b_sign", "b_exp", "n_terms",  # β = Σ sign·2^exp (MAX_TERMS slots, n_terms used)
+    "lo", "hi", "wrap", "nearest", "negative", "current",
+    "amp_shifts", "amp_adds",  # what one amplification of one register costs
+])
+
+
+@dataclass
+class TSAInfo:
+    """What decoding and reporting need beyond the integers."""
+
+    Tc: int
+    Ts: int
+    beta: float
+    encoder: str  # 'current' | 'potential'
+    thetas: np.ndarray  # (layers,) spike amplitude θ_l, ANN units
+    scale: np.ndarray  # (layers,) Q_l: state units per spike amplitude
+    frac: np.ndarray  # (layers,) fractional state bits
+    weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+
+
+# ---- quantizer -------------------------------------------------------------------------------
+
+def quantize_sws(snn, arithmetic) -> EventNetwork:
+    """Integers for a float SWS/TSA network (``neurosim.schemes.sws.SWSNet``), see the module
+    docstring. The float network fixes every real number; this only rounds and scales."""
+    beta = snn.beta
+    terms = require_terms(beta, int(arithmetic.max_beta_terms), "the profile's arithmetic.max_beta_terms")
+    for p in snn.populations:
+        if p.kind == "maxpool":
+            raise UserError(f"MaxPool population '{p.name}' of {snn.graph_name} is not supported "
+                            f"by the fixed-point core (the float simulator gates MaxPool); use "
+                            f"AveragePool, or --precision float")
+    index = {p.name: i for i, p in enumerate(snn.populations)}
+    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    wmax = (1 << (wb - 1)) - 1
+    ratio = snn.threshold_ratio
+
+    kinds, scales, thr, rst, biases, bits_used, fracs, recv, fire = ([] for _ in range(9))
+    projections = ProjectionBuilder()
+    for l, pop in enumerate(snn.populations):
+        recv.append(snn.input_window(pop))
+        fire.append(snn.fire_window(pop) if pop.kind != "readout" else (1, 0))
+        if pop.kind == "input":
+            kinds.append(ENCODER)
+            fracs.append(fb)
+            q = 2.0 ** (wb - 1 + fb)
+            scales.append(q)
+            thr.append(ratio * q)
+            rst.append(q)
+            biases.append(np.zeros(pop.neurons))
+            bits_used.append(float("nan"))
+            continue
+        kinds.append(READOUT if pop.kind == "readout" else (TSA_RELU if snn.relu_counterpart else TSA))
+        biggest = max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
+        silent = snn.silent(pop)
+        wscale, frac = _layer_scale(wmax / biggest, snn.geometric * beta ** silent,
+                                    sb, fb, arithmetic.weight_scale == "per_layer_pow2")
+        bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
+        fracs.append(frac)
+        q = wscale * 2.0 ** frac
+        scales.append(q)
+        thr.append(ratio * beta ** silent * q)
+        rst.append(beta ** silent * q)
+        biases.append(core_order(pop.bias, pop.shape) * q)
+        for proj in pop.projections:
+            w_int = np.round(proj.map.weight * wscale).astype(np.int64)
+            projections.add(proj.map, w_int, index[proj.source], l, proj.delay)
+
+    sizes = np.array([p.neurons for p in snn.populations], np.int64)
+    recv_a, fire_a = np.array(recv, np.int64), np.array(fire, np.int64)
+    bias = np.round(np.concatenate(biases)).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    lo, hi = state_limits(sb)
+    shifts, adds = amplify_cost(terms)
+    model = TSAParams(
+        kind=np.array(kinds, np.int64), recv=recv_a, fire=fire_a,
+        # a threshold below one state unit would fire on zero: keep it at least 1
+        threshold=np.maximum(np.round(thr), 1).astype(np.int64),
+        reset=np.round(rst).astype(np.int64),
+        bias_nonzero=np.array([np.count_nonzero(bias[o:o + n]) for o, n in zip(offsets, sizes)],
+                              np.int64),
+        bias=bias,
+        b_sign=np.array([s for s, _ in terms] + [0] * (MAX_TERMS - len(terms)), np.int64),
+        b_exp=np.array([k for _, k in terms] + [0] * (MAX_TERMS - len(terms)), np.int64),
+        n_terms=len(terms), lo=lo, hi=hi, wrap=arithmetic.overflow == "wrap",
+        nearest=arithmetic.round == "nearest", negative=bool(snn.negative_spikes),
+        current=snn.encoder == "current", amp_shifts=shifts, amp_adds=adds)
+    info = TSAInfo(Tc=snn.Tc, Ts=snn.Ts, beta=beta, encoder=snn.encoder,
+                   thetas=np.array([p.theta for p in snn.populations]), scale=np.array(scales),
+                   frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used))
+    active = np.stack([recv_a[:, 0], np.maximum(recv_a[:, 1], fire_a[:, 1])], axis=1)
+    return EventNetwork(
+        names=[p.name for p in snn.populations], shapes=[tuple(p.shape) for p in snn.populations],
+        size=sizes, active=active, regs=2 if snn.relu_counterpart else 1,
+        steps=snn.latency_steps, model=model, info=info, **projections.arrays(info.frac))
+
+
+def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: int,
+                 pow2: bool) -> tuple[float, int]:
+    """(weight scale, frac bits) of one layer.
+
+    The largest state, ``STATE_HEADROOM · encodable`` spike amplitudes, must fit
+    ``state_bits``: ``wscale · 2^frac · STATE_HEADROOM · encodable ≤ 2^(state_bits−1)``. Weight
+    precision is served first — the scale that fills ``weight_bits`` — then whatever headroom
+    is left becomes fractional state bits, up to the profile's ``frac_bits``. This is what a
+    Loihi weight exponent does: it places the weights anywhere in the state word. Only when
+    even ``frac = 0`` cannot hold the range do the weights lose bits.
+    """
+    q_max = 2.0 ** (state_bits - 1) / (STATE_HEADROOM * encodable)  # largest Q allowed
+    wscale = min(w_limit, q_max)
+    if pow2:
+        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
+    return wscale, frac
+
+
+def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
+    """Per-image encoder drive in state units, core order: the constant current per step
+    (``current``) or the initial membrane potential (``potential``)."""
+    info = net.info
+    a = net.from_chw(0, x) / info.thetas[0]
+    k = np.sum(info.beta ** np.arange(info.Tc))
+    drive = a / k if info.encoder == "current" else a / info.beta ** info.Tc
+    return np.round(drive * info.scale[0]).astype(np.int64)
+
+
+def initial_state(net: EventNetwork, drive: np.ndarray) -> np.ndarray:
+    """Registers before step 1: the potential encoder starts with its drive in ``h``."""
+    state = net.zero_state(len(drive))
+    if net.info.encoder == "potential":
+        state[:, 0, :net.size[0]] = drive
+    return state
+
+
+# ---- the process model (numba) ---------------------------------------------------------------
+
 A_SREAD = ACTION_INDEX["state_read"]
 A_SWRITE = ACTION_INDEX["state_write"]
 A_ADD = ACTION_INDEX["add"]
@@ -31,11 +201,35 @@ A_SHIFT = ACTION_INDEX["shift"]
 A_CMP = ACTION_INDEX["compare"]
 A_POS = ACTION_INDEX["spike_out_pos"]
 A_NEG = ACTION_INDEX["spike_out_neg"]
-A_FW = ACTION_INDEX["fifo_write"]
-A_FR = ACTION_INDEX["fifo_read"]
 A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
-N_ACTIONS = len(ACTIONS)
+
+
+@njit(cache=True, inline="always")
+def _term(u, s, k, nearest):
+    if k > 0:
+        v = u << k
+    elif k == 0:
+        v = u
+    elif nearest:
+        v = (u + (1 << (-k - 1))) >> (-k)
+    else:
+        v = u >> (-k)
+    return v if s > 0 else -v
+
+
+@njit(cache=True, inline="always")
+def _amplify(u, m):
+    """β·u as the model's shift-add terms (at most MAX_TERMS, unrolled: no loop per neuron)."""
+    nt = m.n_terms
+    out = _term(u, m.b_sign[0], m.b_exp[0], m.nearest)
+    if nt > 1:
+        out += _term(u, m.b_sign[1], m.b_exp[1], m.nearest)
+        if nt > 2:
+            out += _term(u, m.b_sign[2], m.b_exp[2], m.nearest)
+            if nt > 3:
+                out += _term(u, m.b_sign[3], m.b_exp[3], m.nearest)
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -43,290 +237,213 @@ def _fit(u, lo, hi, wrap):
     """(value within [lo, hi], 1 if it overflowed)."""
     if u < lo or u > hi:
         if wrap:
-            span = hi - lo + 1
-            return ((u - lo) % span) + lo, 1
+            return ((u - lo) % (hi - lo + 1)) + lo, 1
         return (lo if u < lo else hi), 1
     return u, 0
 
 
-@njit(cache=True, inline="always")
-def _amplify(u, bsign, bexp, nearest):
-    out = 0
-    for i in range(bsign.shape[0]):
-        k = bexp[i]
-        if k > 0:
-            term = u << k
-        elif k == 0:
-            term = u
-        elif nearest:
-            term = (u + (1 << (-k - 1))) >> (-k)
-        else:
-            term = u >> (-k)
-        out = out + term if bsign[i] > 0 else out - term
-    return out
-
-
+@engine.neuron_model(TSAParams)
 @njit(cache=True)
-def _scatter_conv(acc, idx, sign, geom, weights, woff):
-    """One event through a conv map (channels-last); returns the synapses it touched."""
-    c_in, w_in = geom[0], geom[2]
-    o, oh, ow, kh, kw = geom[3], geom[4], geom[5], geom[6], geom[7]
-    sh, sw, pt, pl, dh, dw, groups = geom[8], geom[9], geom[10], geom[11], geom[12], geom[13], geom[14]
-    cg = c_in // groups
-    og = o // groups
-    c = idx % c_in
-    x = (idx // c_in) % w_in
-    y = idx // (c_in * w_in)
-    g = c // cg
-    ci = c - g * cg
-    touched = 0
-    for ky in range(kh):
-        ny = y + pt - ky * dh
-        if ny < 0 or ny % sh != 0:
-            continue
-        oy = ny // sh
-        if oy >= oh:
-            continue
-        for kx in range(kw):
-            nx = x + pl - kx * dw
-            if nx < 0 or nx % sw != 0:
-                continue
-            ox = nx // sw
-            if ox >= ow:
-                continue
-            base = (oy * ow + ox) * o + g * og
-            wbase = woff + ((ky * kw + kx) * cg + ci) * o + g * og
-            if sign > 0:
-                for j in range(og):
-                    acc[base + j] += weights[wbase + j]
-            else:
-                for j in range(og):
-                    acc[base + j] -= weights[wbase + j]
-            touched += og
-    return touched
-
-
-@njit(cache=True)
-def _scatter_dense(acc, idx, sign, n_out, weights, woff):
-    row = woff + idx * n_out
-    if sign > 0:
-        for j in range(n_out):
-            acc[j] += weights[row + j]
+def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+    n = acc.shape[0]
+    k = m.kind[l]
+    lo, hi, wrap = m.lo, m.hi, m.wrap
+    in_recv = t <= m.recv[l, 1]
+    fires = k != READOUT and m.fire[l, 0] <= t <= m.fire[l, 1]
+    relu = k == TSA_RELU
+    h = st[0]
+    novf = 0
+    # 1. amplify and integrate (the encoder's drive, or the bias, only while receiving)
+    if k == ENCODER:
+        drive = m.current and in_recv
+        for j in range(n):
+            u, o1 = _fit(_amplify(h[off + j], m), lo, hi, wrap)
+            z = acc[j] + (x[j] if drive else 0)
+            u, o2 = _fit(u + z, lo, hi, wrap)
+            h[off + j] = u
+            novf += o1 + o2
     else:
-        for j in range(n_out):
-            acc[j] -= weights[row + j]
-    return n_out
+        biased = in_recv and m.bias_nonzero[l] > 0
+        for j in range(n):
+            u, o1 = _fit(_amplify(h[off + j], m), lo, hi, wrap)
+            z = acc[j] + (m.bias[off + j] if biased else 0)
+            u, o2 = _fit(u + z, lo, hi, wrap)
+            h[off + j] = u
+            novf += o1 + o2
+    # 2. amplify the output register; 3. fire and reset
+    npos = 0
+    nneg = 0
+    if relu:
+        g = st[1]
+        for j in range(n):
+            gv, o1 = _fit(_amplify(g[off + j], m), lo, hi, wrap)
+            g[off + j] = gv
+            novf += o1
+    if fires:
+        vth = m.threshold[l]
+        rs = m.reset[l]
+        neg = m.negative
+        for j in range(n):
+            u = h[off + j]
+            gv = 0
+            if relu:
+                gv = st[1, off + j]
+                o = u - gv if u >= 0 else -gv
+            else:
+                o = u
+            if o >= vth:
+                sgn = 1
+            elif neg and o <= -vth:
+                sgn = -1
+            else:
+                continue
+            if relu:
+                gv, o1 = _fit(gv + sgn * rs, lo, hi, wrap)
+                st[1, off + j] = gv
+            else:
+                u, o1 = _fit(u - sgn * rs, lo, hi, wrap)
+                h[off + j] = u
+            novf += o1
+            ev_idx[npos + nneg] = j
+            ev_sign[npos + nneg] = sgn
+            if sgn > 0:
+                npos += 1
+            else:
+                nneg += 1
+    # counts (README "Counting semantics")
+    regs = 2 if relu else 1
+    c[A_SREAD] += regs * n
+    c[A_SWRITE] += regs * n
+    c[A_SHIFT] += regs * n * m.amp_shifts
+    c[A_ADD] += regs * n * m.amp_adds + n  # amplification + integrate
+    if in_recv and k != ENCODER:
+        c[A_BIAS] += m.bias_nonzero[l]
+    c[A_POS] += npos
+    c[A_NEG] += nneg
+    c[A_OVF] += novf
+    if fires:
+        c[A_CMP] += 2 * n
+        c[A_ADD] += npos + nneg  # reset
+        if relu:
+            c[A_ADD] += n  # o = h − g
+    return npos + nneg
 
 
-@njit(cache=True, parallel=True)
-def _run(drive, kind, size, offset, recv, fire, threshold, reset, bias,
-         p_src, p_dst, p_kind, p_delay, p_woff, p_geom, weights,
-         bsign, bexp, state_bits, wrap, nearest, negative, potential, steps, ring,
-         trace):
-    n_img = drive.shape[0]
-    n_layers = size.shape[0]
-    n_total = size.sum()
-    max_n = size.max()
-    n_proj = p_src.shape[0]
-    lo = -(1 << (state_bits - 1))
-    hi = (1 << (state_bits - 1)) - 1
-    n_bterms = bsign.shape[0]
-    amp_shifts = 0
-    for i in range(n_bterms):
-        if bexp[i] != 0:
-            amp_shifts += 1
-    amp_adds = n_bterms - 1
-    # ring buffers: layer l holds ring[l] steps of up to size[l] events
-    ring_off = np.zeros(n_layers + 1, np.int64)
-    for l in range(n_layers):
-        ring_off[l + 1] = ring_off[l] + ring[l] * size[l]
+# ---- the reference form (numpy, dense over the batch) ----------------------------------------
 
-    h_all = np.zeros((n_img, n_total), np.int64)  # membrane / accumulated input h
-    g_all = np.zeros((n_img, n_total), np.int64)  # TSA-ReLU output register g
-    counts = np.zeros((n_img, n_layers, steps, N_ACTIONS), np.int64)
-    spikes = np.zeros((n_img, steps if trace else 0, n_total if trace else 0), np.int8)
+@reference_model(TSAParams)
+def tsa_reference_step(m, l, t, x, acc, st, off, c):
+    """The TSA update of layer l at step t for a whole batch, vectorised: returns spikes
+    (images, n) in {−1, 0, 1} and adds this step's counts to ``c`` (images, actions)."""
+    n = acc.shape[1]
+    sl = slice(off, off + n)
+    terms = [(int(s), int(e)) for s, e in zip(m.b_sign[:m.n_terms], m.b_exp[:m.n_terms])]
+    bits = int(m.hi).bit_length() + 1
 
-    for img in prange(n_img):
-        h = h_all[img]
-        gr = g_all[img]
-        cnt = counts[img]
-        acc = np.zeros(max_n, np.int64)
-        ev_idx = np.zeros(ring_off[n_layers], np.int64)
-        ev_sign = np.zeros(ring_off[n_layers], np.int8)
-        ev_n = np.zeros((n_layers, ring.max()), np.int64)
-        if potential:
-            for j in range(size[0]):
-                h[j] = drive[img, j]
-        for t in range(1, steps + 1):
-            ti = t - 1
-            for l in range(n_layers):
-                n = size[l]
-                off = offset[l]
-                slot = t % ring[l]
-                ev_n[l, slot] = 0
-                first = recv[l, 0]
-                last = max(recv[l, 1], fire[l, 1])
-                if t < first or t > last:
-                    continue
-                # 1. input events through the projections, into the accumulator
-                for j in range(n):
-                    acc[j] = 0
-                for p in range(n_proj):
-                    if p_dst[p] != l:
-                        continue
-                    s = p_src[p]
-                    d = p_delay[p]
-                    if t - d < 1:
-                        continue
-                    sslot = (t - d) % ring[s]
-                    ne = ev_n[s, sslot]
-                    base = ring_off[s] + sslot * size[s]
-                    syn = 0
-                    for e in range(ne):
-                        if p_kind[p] == CONV:
-                            syn += _scatter_conv(acc, ev_idx[base + e], ev_sign[base + e],
-                                                 p_geom[p], weights, p_woff[p])
-                        else:
-                            syn += _scatter_dense(acc, ev_idx[base + e], ev_sign[base + e], n,
-                                                  weights, p_woff[p])
-                    cnt[l, ti, A_SYNOP] += syn
-                    if d > 0:
-                        cnt[l, ti, A_FR] += ne
-                        cnt[s, t - d - 1, A_FW] += ne
-                # 2. neuron updates
-                k = kind[l]
-                in_recv = t <= recv[l, 1]
-                in_fire = t >= fire[l, 0] and t <= fire[l, 1]
-                regs = 2 if k == TSA_RELU else 1
-                vth = threshold[l]
-                rs = reset[l]
-                ne_out = 0
-                npos = 0
-                nneg = 0
-                novf = 0
-                nbias = 0
-                for j in range(n):
-                    u, o1 = _fit(_amplify(h[off + j], bsign, bexp, nearest), lo, hi, wrap)
-                    novf += o1
-                    z = acc[j]
-                    if k == ENCODER:
-                        if not potential and in_recv:
-                            z += drive[img, j]
-                    elif in_recv:
-                        b = bias[off + j]
-                        if b != 0:
-                            z += b
-                            nbias += 1
-                    u, o1 = _fit(u + z, lo, hi, wrap)
-                    novf += o1
-                    h[off + j] = u
-                    if k == READOUT or not in_fire:
-                        if k == TSA_RELU:
-                            gv, o1 = _fit(_amplify(gr[off + j], bsign, bexp, nearest), lo, hi, wrap)
-                            gr[off + j] = gv
-                            novf += o1
-                        continue
-                    if k == TSA_RELU:
-                        gv, o1 = _fit(_amplify(gr[off + j], bsign, bexp, nearest), lo, hi, wrap)
-                        novf += o1
-                        o = u - gv if u >= 0 else -gv
-                    else:
-                        gv = 0
-                        o = u
-                    sgn = 0
-                    if o >= vth:
-                        sgn = 1
-                    elif negative and o <= -vth:
-                        sgn = -1
-                    if sgn != 0:
-                        if k == TSA_RELU:
-                            gv, o1 = _fit(gv + sgn * rs, lo, hi, wrap)
-                        else:
-                            u, o1 = _fit(u - sgn * rs, lo, hi, wrap)
-                            h[off + j] = u
-                        novf += o1
-                        ev_idx[ring_off[l] + slot * n + ne_out] = j
-                        ev_sign[ring_off[l] + slot * n + ne_out] = sgn
-                        ne_out += 1
-                        if sgn > 0:
-                            npos += 1
-                        else:
-                            nneg += 1
-                        if trace:
-                            spikes[img, ti, off + j] = sgn
-                    if k == TSA_RELU:
-                        gr[off + j] = gv
-                ev_n[l, slot] = ne_out
-                # counts of the neuron updates (see README "Counting semantics")
-                c = cnt[l, ti]
-                c[A_SREAD] += regs * n
-                c[A_SWRITE] += regs * n
-                c[A_SHIFT] += regs * n * amp_shifts
-                c[A_ADD] += regs * n * amp_adds + n  # amplification + integrate
-                c[A_BIAS] += nbias
-                c[A_POS] += npos
-                c[A_NEG] += nneg
-                c[A_OVF] += novf
-                if in_fire and k != READOUT:
-                    c[A_CMP] += 2 * n
-                    c[A_ADD] += npos + nneg  # reset
-                    if k == TSA_RELU:
-                        c[A_ADD] += n  # o = h − g
-    return h_all, g_all, counts, spikes
+    def fit(u):
+        v, over = fit_np(u, bits, bool(m.wrap))
+        return v, over.sum(axis=1)
+
+    k = m.kind[l]
+    in_recv = t <= m.recv[l, 1]
+    fires = k != READOUT and m.fire[l, 0] <= t <= m.fire[l, 1]
+    u, ovf = fit(amplify_np(st[:, 0, sl], terms, m.nearest))
+    z = acc
+    if k == ENCODER:
+        if m.current and in_recv:
+            z = z + x
+    elif in_recv:
+        z = z + m.bias[sl]
+    u, o2 = fit(u + z)
+    ovf = ovf + o2
+    relu = k == TSA_RELU
+    if relu:
+        gv, o3 = fit(amplify_np(st[:, 1, sl], terms, m.nearest))
+        ovf += o3
+    S = np.zeros(acc.shape, np.int64)
+    if fires:
+        o = np.where(u >= 0, u - gv, -gv) if relu else u
+        v = m.threshold[l]
+        negative = (o <= -v) if m.negative else np.zeros_like(o, bool)
+        S = np.where(o >= v, 1, np.where(negative, -1, 0)).astype(np.int64)
+        if relu:
+            gv, o4 = fit(gv + S * m.reset[l])
+        else:
+            u, o4 = fit(u - S * m.reset[l])
+        ovf += o4  # unchanged registers (S = 0) are in range already
+    st[:, 0, sl] = u
+    if relu:
+        st[:, 1, sl] = gv
+    regs = 2 if relu else 1
+    npos, nneg = (S > 0).sum(1), (S < 0).sum(1)
+    c[:, A_SREAD] += regs * n
+    c[:, A_SWRITE] += regs * n
+    c[:, A_SHIFT] += regs * n * m.amp_shifts
+    c[:, A_ADD] += regs * n * m.amp_adds + n
+    if k != ENCODER and in_recv:
+        c[:, A_BIAS] += np.count_nonzero(m.bias[sl])
+    c[:, A_POS] += npos
+    c[:, A_NEG] += nneg
+    c[:, A_OVF] += ovf
+    if fires:
+        c[:, A_CMP] += 2 * n
+        c[:, A_ADD] += npos + nneg + (n if relu else 0)
+    return S
 
 
-def run_core(net: FixedNetwork, drive: np.ndarray, trace: bool = False):
-    """Simulate a batch. ``drive`` is ``net.encode_input(x)``.
+# ---- running it ------------------------------------------------------------------------------
 
-    Returns (h, g, counts, spikes): final registers (images × neurons, core order), counts
-    (images × layers × steps × actions) and, with ``trace``, spikes (images × steps ×
-    neurons, int8 in {−1, 0, 1}; empty otherwise).
-    """
-    return _run(np.ascontiguousarray(drive, np.int64), net.kind, net.size, net.offset, net.recv,
-                net.fire, net.threshold, net.reset, net.bias, net.p_src, net.p_dst, net.p_kind,
-                net.p_delay, net.p_woff, net.p_geom, net.weights, net.beta_sign, net.beta_exp,
-                net.state_bits, net.wrap, net.nearest, net.negative_spikes,
-                net.encoder_mode == "potential", net.steps, net.ring, trace)
+def run_core(net: EventNetwork, drive: np.ndarray, trace: bool = False, img_base: int = 0):
+    """The engine on a batch: (state, by_step, by_image, spikes), see ``engine.run``."""
+    return engine.run(net, drive, initial_state(net, drive), trace, img_base)
 
 
-def simulate_fixed(net: FixedNetwork, x: np.ndarray, trace: bool = False, batch: int = 128,
-                   progress=None):
+def reference(net: EventNetwork, drive: np.ndarray):
+    """The dense integer reference on a batch, same contract as ``run_core`` with trace."""
+    return run_reference(net, drive, initial_state(net, drive))
+
+
+def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch: int = 256,
+                   progress=None) -> SimResult:
     """Bit-accurate run of ``x`` (N, *input shape) as a ``SimResult`` (ANN units).
 
-    ``outputs`` are the readout's final membranes in ANN units; ``counts`` every counted action;
-    ``extra["overflow_by_layer"]`` the saturations/wraps per layer. With ``trace``, ``decoded``
-    holds each spiking population's Σβ^(Tc−t)·S(t)·θ and ``extra["spikes"]`` the trains.
-    ``progress(done, total)`` is called after each batch of ``batch`` images.
+    ``outputs`` are the readout's final membranes in ANN units; ``counts`` every counted
+    action (per layer × step, and per image × layer); ``extra["overflow_by_layer"]`` the
+    saturations/wraps per layer. With ``trace``, ``decoded`` holds each spiking population's
+    Σβ^(Tc−t)·S(t)·θ and ``extra["spikes"]`` the trains. ``progress(done, total)`` is called
+    after each batch of ``batch`` images.
     """
-    from ..counts import Counts
-    from ..schemes.base import SimResult
-
+    info = net.info
     n = len(x)
-    data = np.zeros((net.layers, net.steps, N_ACTIONS), np.int64)
-    ro = slice(net.offset[-1], net.offset[-1] + net.size[-1])
-    outputs, decoded, trains = [], {name: [] for name in net.names[:-1]}, []
+    by_step = np.zeros((net.layers, net.steps, len(ACTION_INDEX)), np.int64)
+    by_image, outputs, trains = [], [], []
+    decoded = {name: [] for name in net.names[:-1]}
+    ro = net.layer_slice(net.layers - 1)
     for start in range(0, n, batch):
-        drive = net.encode_input(x[start:start + batch])
-        h, _, counts, spikes = run_core(net, drive, trace)
-        data += counts.sum(axis=0)
-        outputs.append(net.to_chw(net.layers - 1, h[:, ro]) / net.scale[-1] * net.thetas[-1])
+        drive = encode_input(net, x[start:start + batch])
+        state, steps, images, spikes = run_core(net, drive, trace, img_base=start)
+        by_step += steps
+        by_image.append(images)
+        outputs.append(net.to_chw(net.layers - 1, state[:, 0, ro]) / info.scale[-1] * info.thetas[-1])
         if trace:
             trains.append(spikes)
             for l, name in enumerate(net.names[:-1]):
-                a, b = net.fire[l]
-                sl = slice(net.offset[l], net.offset[l] + net.size[l])
-                weights = net.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
+                a, b = net.model.fire[l]
+                sl = net.layer_slice(l)
+                weights = info.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
                 value = np.tensordot(spikes[:, a - 1:b, sl].astype(np.float64), weights, ([1], [0]))
-                decoded[name].append(net.to_chw(l, value) * net.thetas[l])
+                decoded[name].append(net.to_chw(l, value) * info.thetas[l])
         if progress:
             progress(min(start + batch, n), n)
-    counts = Counts(tuple(net.names), data, n)
-    extra = {"overflow_by_layer": dict(zip(net.names, data[:, :, ACTION_INDEX["overflow"]].sum(1).tolist())),
-             "weight_bits_used": dict(zip(net.names, net.weight_bits_used.tolist())),
-             "frac_bits": dict(zip(net.names, net.frac.tolist()))}
+    per_image = np.concatenate(by_image) if by_image else np.zeros((0, net.layers, len(ACTION_INDEX)), np.int64)
+    counts = Counts(tuple(net.names), by_step, n, by_image=per_image)
+    overflow = by_step[:, :, A_OVF].sum(1)
+    extra = {"overflow_by_layer": dict(zip(net.names, overflow.tolist())),
+             "weight_bits_used": dict(zip(net.names, info.weight_bits_used.tolist())),
+             "frac_bits": dict(zip(net.names, info.frac.tolist()))}
     out = np.concatenate(outputs) if outputs else np.zeros((0,) + tuple(net.shapes[-1]))
     dec = {k: np.concatenate(v) for k, v in decoded.items() if v}
     dec[net.names[-1]] = out
     if trace:
         extra["spikes"] = np.concatenate(trains)
-    return SimResult(out, counts, net.steps, net.Tc + net.Ts, dec, extra)
+    return SimResult(out, counts, net.steps, info.Tc + info.Ts, dec, extra)

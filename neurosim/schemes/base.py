@@ -18,13 +18,13 @@ Nothing outside ``neurosim/schemes/`` needs to change to add a scheme.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ..counts import Counts
 from ..errors import UserError, did_you_mean
+from ..results import SimResult  # noqa: F401  (re-exported: schemes return it)
 
 BOOL_WORDS = {"on": True, "true": True, "yes": True, "1": True,
               "off": False, "false": False, "no": False, "0": False}
@@ -81,31 +81,6 @@ class Param:
             found = text if text is not None else value
             raise UserError(f"coding '{scheme}': key '{self.name}' must be {problem}, "
                             f"found '{found}'")
-
-
-@dataclass
-class SimResult:
-    """What a float simulation of one batch hands back; every scheme fills the first block.
-
-    ``outputs``   (N, n_classes) readout values in ANN units (argmax = prediction)
-    ``counts``    counted actions per layer × step (this issue: spikes only)
-    ``decoded``   {population: (N, *shape)} value each population's spike train decodes to, in
-                  ANN units (readout: its membrane in ANN units)
-    ``extra``     scheme-specific records (e.g. SWS residual membrane potentials)
-    """
-
-    outputs: np.ndarray
-    counts: Counts
-    latency_steps: int
-    steps_per_frame: int
-    decoded: dict[str, np.ndarray]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def predictions(self) -> np.ndarray:
-        return self.outputs.reshape(len(self.outputs), -1).argmax(axis=1)
-
-    def accuracy(self, y: np.ndarray) -> float:
-        return float(np.mean(self.predictions() == y)) if len(y) else float("nan")
 
 
 class Scheme:

@@ -577,7 +577,7 @@ class SWSScheme(Scheme):
         return snn.latency_steps, snn.steps_per_frame
 
     def quantize(self, snn: SWSNet, arithmetic):
-        from ..core.network import quantize_sws
+        from ..core.tsa import quantize_sws
 
         return quantize_sws(snn, arithmetic)
 

@@ -1,0 +1,309 @@
+"""The event engine: one driver and one fan-out for every coding scheme (numba).
+
+What a neuron *means* lives in its scheme; how the hardware computes it is a *neuron model*
+the engine calls (Lava's process / process-model split). The engine owns what all schemes
+share and what costs: the event fan-out through the projections, the delay FIFOs (event
+rings) and the counting of synops and FIFO traffic.
+
+Per image, per time step, per layer in its active steps, the driver
+
+1. gathers the events the layer's sources emitted (a delayed projection reads its source's
+   ring ``delay`` steps back: the FIFO) and scatters them through the projection into the
+   layer's accumulator: the sum of the weights of this step's input spikes, exact;
+2. calls the layer's neuron model, which integrates the accumulator into the state
+   registers, fires, resets, counts its own actions and writes the layer's events;
+3. keeps the events in the layer's ring.
+
+**Neuron models.** A scheme registers one with ``@neuron_model(ParamsClass)`` on a jitted
+function ``step(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c) -> events``:
+``model`` is the network's parameter namedtuple (its class selects the model), ``l``/``t``
+the layer and 1-based step, ``img`` the image's index in the whole run (for seeded
+randomness that does not depend on batching or threads), ``off`` the layer's first neuron in
+``st`` (the image's registers, ``regs × neurons``), ``x`` the image's input row, ``acc`` the
+layer's accumulator (int32 or int64), ``ev_idx``/``ev_sign`` where the layer's events go
+(neuron index within the layer, sign ±1), ``c`` the counts of this layer and step (add to
+it, by ``neurosim.counts.ACTION_INDEX``). It returns the number of events written.
+
+**Speed.** Images run in parallel, one contiguous chunk per thread, each with its own
+buffers. A conv projection has a tap table per input position (output base, weight base),
+so an event costs no geometry arithmetic beyond one divmod, and the inner loop is one
+contiguous vector add of the output channels. Accumulators and weights are int32 where the
+projection's largest possible per-step sum provably fits (``accumulator_dtype``), else int64.
+
+**Counts** are kept per (layer, step) summed over the images, and per (image, layer) summed
+over the steps; never per image × layer × step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import namedtuple
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+from ..counts import ACTION_INDEX, ACTIONS
+from .network import CONV, EventNetwork
+
+A_SYNOP = ACTION_INDEX["synop"]
+A_FR = ACTION_INDEX["fifo_read"]
+A_FW = ACTION_INDEX["fifo_write"]
+N_ACTIONS = len(ACTIONS)
+
+Topology = namedtuple("Topology", [
+    "size", "offset", "active", "steps",
+    "l_proj",  # projections into layer l: order[l_proj[l]:l_proj[l+1]]
+    "order", "p_src", "p_kind", "p_delay", "p_woff",
+    "p_cin", "p_cg", "p_og", "p_o",  # conv: source channels, per group, out per group, out
+    "p_tap",  # conv: start of the projection's position table in tp_ptr
+    "tp_ptr", "tp_out", "tp_w",  # taps of each input position: output base, weight base
+    "weights", "ring", "ring_off",
+])
+
+
+# ---- neuron models ---------------------------------------------------------------------------
+
+def neuron_step(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+    """Dispatch to the neuron model registered for ``type(model)`` (jitted code only)."""
+    raise NotImplementedError("neuron_step is resolved at compile time by @neuron_model")
+
+
+_model_files: set[str] = set()
+
+
+def neuron_model(params_class):
+    """Register the decorated jitted ``step`` as the neuron model of ``params_class``."""
+
+    def register(step):
+        _model_files.add(inspect.getsourcefile(step.py_func))
+
+        @overload(neuron_step)
+        def _select(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+            if getattr(model, "instance_class", None) is params_class:
+                return lambda model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c: \
+                    step(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c)
+            return None
+
+        return step
+
+    return register
+
+
+# ---- topology: projection lists and conv tap tables ------------------------------------------
+
+def _conv_taps(geom: np.ndarray):
+    """(ptr, out_base, w_base) for every input position of one conv map, channels-last."""
+    c, h, w, o, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw, groups, _ = (int(v) for v in geom)
+    cg = c // groups
+    y, x, ky, kx = np.meshgrid(np.arange(h), np.arange(w), np.arange(kh), np.arange(kw),
+                               indexing="ij")
+    ny, nx = y + pt - ky * dh, x + pl - kx * dw
+    ok = (ny >= 0) & (ny % sh == 0) & (ny // sh < oh) & (nx >= 0) & (nx % sw == 0) & (nx // sw < ow)
+    out_base = ((ny // sh) * ow + nx // sw) * o
+    w_base = (ky * kw + kx) * cg * o
+    per_pos = ok.reshape(h * w, -1)
+    ptr = np.concatenate([[0], np.cumsum(per_pos.sum(1))])
+    return ptr, out_base.reshape(h * w, -1)[per_pos], w_base.reshape(h * w, -1)[per_pos]
+
+
+def accumulator_dtype(net: EventNetwork):
+    """int32 if no layer's per-step input sum can exceed int32 (every source neuron spiking
+    with |sign| 1 through every projection into it), else int64. Every partial sum is
+    bounded by the same sum of magnitudes, so the narrow accumulator is exact."""
+    bound = np.zeros(net.layers)
+    for p in range(len(net.p_src)):
+        l = net.p_dst[p]
+        n_out = net.size[l]
+        w = np.abs(net.weights[net.p_woff[p]:net.p_woff[p] + _n_weights(net, p)]).astype(np.float64)
+        if net.p_kind[p] == CONV:
+            o = net.p_geom[p][3]
+            per_out = w.reshape(-1, o).sum(0)  # all taps and channels into one output channel
+        else:
+            per_out = w.reshape(-1, n_out).sum(0)
+        bound[l] += per_out.max(initial=0.0)
+    return np.int32 if bound.max(initial=0.0) < 2.0 ** 31 else np.int64
+
+
+def _n_weights(net: EventNetwork, p: int) -> int:
+    if net.p_kind[p] == CONV:
+        c, _, _, o, _, _, kh, kw = net.p_geom[p][:8]
+        return int(kh * kw * (c // net.p_geom[p][14]) * o)
+    return int(net.size[net.p_src[p]] * net.size[net.p_dst[p]])
+
+
+def topology(net: EventNetwork) -> Topology:
+    """The engine's view of ``net`` (cached on the network: it is built once)."""
+    cached = getattr(net, "_topology", None)
+    if cached is not None:
+        return cached
+    n_proj = len(net.p_src)
+    order = np.argsort(net.p_dst, kind="stable").astype(np.int64)
+    l_proj = np.searchsorted(net.p_dst[order], np.arange(net.layers + 1)).astype(np.int64)
+    p_cin, p_cg, p_og, p_o, p_tap = (np.zeros(n_proj, np.int64) for _ in range(5))
+    ptrs, outs, ws = [], [], []
+    base = 0
+    for p in range(n_proj):
+        if net.p_kind[p] != CONV:
+            continue
+        g = net.p_geom[p]
+        p_cin[p], p_o[p], groups = g[0], g[3], g[14]
+        p_cg[p], p_og[p] = g[0] // groups, g[3] // groups
+        ptr, out_base, w_base = _conv_taps(g)
+        p_tap[p] = sum(len(a) for a in ptrs)
+        ptrs.append(ptr + base)
+        outs.append(out_base)
+        ws.append(w_base)
+        base += len(out_base)
+    cat = (lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64))
+    ring = net.ring.astype(np.int64)
+    topo = Topology(
+        size=net.size, offset=net.offset, active=np.asarray(net.active, np.int64),
+        steps=int(net.steps), l_proj=l_proj, order=order, p_src=net.p_src, p_kind=net.p_kind,
+        p_delay=net.p_delay, p_woff=net.p_woff, p_cin=p_cin, p_cg=p_cg, p_og=p_og, p_o=p_o,
+        p_tap=p_tap, tp_ptr=cat(ptrs), tp_out=cat(outs), tp_w=cat(ws),
+        weights=net.weights.astype(accumulator_dtype(net)), ring=ring,
+        ring_off=np.concatenate([[0], np.cumsum(ring * net.size)]).astype(np.int64))
+    object.__setattr__(net, "_topology", topo)
+    return topo
+
+
+# ---- the fan-out -----------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _add_row(acc, out, weights, w, n, sign):
+    if sign > 0:
+        for j in range(n):
+            acc[out + j] += weights[w + j]
+    else:
+        for j in range(n):
+            acc[out + j] -= weights[w + j]
+
+
+@njit(cache=True)
+def _scatter(topo, p, acc, ev_idx, ev_sign, base, ne, n_out):
+    """The ``ne`` events at ``ev_*[base:]`` through projection ``p``; returns synops."""
+    weights = topo.weights
+    woff = topo.p_woff[p]
+    if topo.p_kind[p] != CONV:
+        for e in range(ne):
+            _add_row(acc, 0, weights, woff + ev_idx[base + e] * n_out, n_out, ev_sign[base + e])
+        return ne * n_out
+    cin, cg, og, o = topo.p_cin[p], topo.p_cg[p], topo.p_og[p], topo.p_o[p]
+    tp = topo.tp_ptr[topo.p_tap[p]:]
+    tp_out, tp_w = topo.tp_out, topo.tp_w
+    taps = 0
+    for e in range(ne):
+        idx = ev_idx[base + e]
+        pos = idx // cin
+        ch = idx - pos * cin
+        grp = ch // cg
+        w0 = woff + (ch - grp * cg) * o + grp * og
+        o0 = grp * og
+        sign = ev_sign[base + e]
+        a, b = tp[pos], tp[pos + 1]
+        taps += b - a
+        for k in range(a, b):
+            _add_row(acc, tp_out[k] + o0, weights, tp_w[k] + w0, og, sign)
+    return taps * og
+
+
+# ---- the driver ------------------------------------------------------------------------------
+
+@njit(cache=True, parallel=True)
+def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
+    n_img = state.shape[0]
+    size, offset, active, ring, ring_off = topo.size, topo.offset, topo.active, topo.ring, topo.ring_off
+    n_layers = size.shape[0]
+    steps = topo.steps
+    n_total = state.shape[2]
+    by_step = np.zeros((chunks, n_layers, steps, N_ACTIONS), np.int64)
+    by_image = np.zeros((n_img, n_layers, N_ACTIONS), np.int64)
+    spikes = np.zeros((n_img, steps if trace else 0, n_total if trace else 0), np.int8)
+    per_chunk = (n_img + chunks - 1) // chunks
+    for ch in prange(chunks):
+        acc = acc_proto.copy()
+        ev_idx = np.zeros(ring_off[n_layers], np.int32)
+        ev_sign = np.zeros(ring_off[n_layers], np.int8)
+        ev_n = np.zeros((n_layers, ring.max()), np.int64)
+        c = np.zeros(N_ACTIONS, np.int64)
+        counts = by_step[ch]
+        for img in range(ch * per_chunk, min(n_img, (ch + 1) * per_chunk)):
+            st = state[img]
+            x = inputs[img]
+            ev_n[:, :] = 0
+            for t in range(1, steps + 1):
+                for l in range(n_layers):
+                    slot = t % ring[l]
+                    ev_n[l, slot] = 0
+                    if t < active[l, 0] or t > active[l, 1]:
+                        continue
+                    n = size[l]
+                    acc[:n] = 0
+                    c[:] = 0
+                    for q in range(topo.l_proj[l], topo.l_proj[l + 1]):
+                        p = topo.order[q]
+                        s = topo.p_src[p]
+                        d = topo.p_delay[p]
+                        if t - d < 1:
+                            continue
+                        sslot = (t - d) % ring[s]
+                        ne = ev_n[s, sslot]
+                        c[A_SYNOP] += _scatter(topo, p, acc, ev_idx, ev_sign,
+                                               ring_off[s] + sslot * size[s], ne, n)
+                        if d > 0:
+                            c[A_FR] += ne
+                            counts[s, t - d - 1, A_FW] += ne
+                            by_image[img, s, A_FW] += ne
+                    out = ring_off[l] + slot * n
+                    ne_out = neuron_step(model, l, t, img_base + img, offset[l], x, acc[:n], st,
+                                         ev_idx[out:out + n], ev_sign[out:out + n], c)
+                    ev_n[l, slot] = ne_out
+                    for a in range(N_ACTIONS):
+                        counts[l, t - 1, a] += c[a]
+                        by_image[img, l, a] += c[a]
+                    if trace:
+                        for e in range(ne_out):
+                            spikes[img, t - 1, offset[l] + ev_idx[out + e]] = ev_sign[out + e]
+    return by_step.sum(axis=0), by_image, spikes
+
+
+def _salt_cache_key(dispatcher):
+    """numba keys its cache on the driver's own source only; the neuron models compiled into
+    it live in other files, so their sources are added to the key (an edited model must not
+    run from a stale cache)."""
+    index_key = dispatcher._cache._index_key
+
+    def key(sig, codegen):
+        files = sorted(_model_files | {__file__, str(Path(__file__).with_name("network.py"))})
+        digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()
+        return index_key(sig, codegen), digest
+
+    dispatcher._cache._index_key = key
+
+
+_salt_cache_key(_run)
+
+
+def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
+        trace: bool = False, img_base: int = 0):
+    """Run a batch through the engine.
+
+    ``inputs`` (images, k) int64: each image's input row, handed to the neuron model as is
+    (e.g. the encoder's drive in core order). ``state`` (images, regs, neurons) int64: the
+    initial registers (zeros if None), updated in place and returned.
+
+    Returns (state, by_step (layers, steps, actions), by_image (images, layers, actions),
+    spikes): spikes (images, steps, neurons) int8 in {−1, 0, 1} with ``trace``, else empty.
+    """
+    inputs = np.ascontiguousarray(inputs, np.int64)
+    if state is None:
+        state = net.zero_state(len(inputs))
+    topo = topology(net)
+    acc = np.zeros(int(net.size.max()), topo.weights.dtype)
+    chunks = max(1, min(len(inputs), numba.get_num_threads()))
+    by_step, by_image, spikes = _run(net.model, topo, state, inputs, img_base, acc, chunks, trace)
+    return state, by_step, by_image, spikes
