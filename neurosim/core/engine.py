@@ -61,7 +61,8 @@ Topology = namedtuple("Topology", [
     "p_cin", "p_cg", "p_og", "p_o",  # conv: source channels, per group, out per group, out
     "p_tap",  # conv: start of the projection's position table in tp_ptr
     "tp_ptr", "tp_out", "tp_w",  # taps of each input position: output base, weight base
-    "weights", "ring", "ring_off",
+    "weights", "negated",  # the weights (int32 or int64) and their negatives
+    "ring", "ring_off",
 ])
 
 
@@ -160,12 +161,13 @@ def topology(net: EventNetwork) -> Topology:
         base += len(out_base)
     cat = (lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64))
     ring = net.ring.astype(np.int64)
+    weights = net.weights.astype(accumulator_dtype(net))
     topo = Topology(
         size=net.size, offset=net.offset, active=np.asarray(net.active, np.int64),
         steps=int(net.steps), l_proj=l_proj, order=order, p_src=net.p_src, p_kind=net.p_kind,
         p_delay=net.p_delay, p_woff=net.p_woff, p_cin=p_cin, p_cg=p_cg, p_og=p_og, p_o=p_o,
         p_tap=p_tap, tp_ptr=cat(ptrs), tp_out=cat(outs), tp_w=cat(ws),
-        weights=net.weights.astype(accumulator_dtype(net)), ring=ring,
+        weights=weights, negated=-weights, ring=ring,
         ring_off=np.concatenate([[0], np.cumsum(ring * net.size)]).astype(np.int64))
     object.__setattr__(net, "_topology", topo)
     return topo
@@ -174,27 +176,36 @@ def topology(net: EventNetwork) -> Topology:
 # ---- the fan-out -----------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _add_row(acc, out, weights, w, n, sign):
-    if sign > 0:
-        for j in range(n):
-            acc[out + j] += weights[w + j]
-    else:
-        for j in range(n):
-            acc[out + j] -= weights[w + j]
+def _add_row(acc, out, weights, w, n):
+    """acc[out:out+n] += weights[w:w+n], in blocks of constant length over slice views: the
+    constant trip count lets LLVM emit whole vector adds (measured: 1.8× a plain loop)."""
+    b = 0
+    while b + 16 <= n:
+        dst = acc[out + b:out + b + 16]
+        src = weights[w + b:w + b + 16]
+        for j in range(16):
+            dst[j] += src[j]
+        b += 16
+    if b + 8 <= n:
+        dst = acc[out + b:out + b + 8]
+        src = weights[w + b:w + b + 8]
+        for j in range(8):
+            dst[j] += src[j]
+        b += 8
+    for j in range(b, n):
+        acc[out + j] += weights[w + j]
 
 
 @njit(cache=True)
-def _scatter(topo, p, acc, ev_idx, ev_sign, base, ne, n_out):
-    """The ``ne`` events at ``ev_*[base:]`` through projection ``p``; returns synops."""
-    weights = topo.weights
-    woff = topo.p_woff[p]
-    if topo.p_kind[p] != CONV:
+def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, o,
+             tp, tp_out, tp_w, weights, negated):
+    """The ``ne`` events at ``ev_*[base:]`` through one projection; returns its synops.
+    ``negated`` holds −weights, so a −1 event is the same add from the other table."""
+    if kind != CONV:
         for e in range(ne):
-            _add_row(acc, 0, weights, woff + ev_idx[base + e] * n_out, n_out, ev_sign[base + e])
+            ws = weights if ev_sign[base + e] > 0 else negated
+            _add_row(acc, 0, ws, woff + ev_idx[base + e] * n_out, n_out)
         return ne * n_out
-    cin, cg, og, o = topo.p_cin[p], topo.p_cg[p], topo.p_og[p], topo.p_o[p]
-    tp = topo.tp_ptr[topo.p_tap[p]:]
-    tp_out, tp_w = topo.tp_out, topo.tp_w
     taps = 0
     for e in range(ne):
         idx = ev_idx[base + e]
@@ -203,11 +214,11 @@ def _scatter(topo, p, acc, ev_idx, ev_sign, base, ne, n_out):
         grp = ch // cg
         w0 = woff + (ch - grp * cg) * o + grp * og
         o0 = grp * og
-        sign = ev_sign[base + e]
+        ws = weights if ev_sign[base + e] > 0 else negated
         a, b = tp[pos], tp[pos + 1]
         taps += b - a
         for k in range(a, b):
-            _add_row(acc, tp_out[k] + o0, weights, tp_w[k] + w0, og, sign)
+            _add_row(acc, tp_out[k] + o0, ws, tp_w[k] + w0, og)
     return taps * og
 
 
@@ -215,8 +226,15 @@ def _scatter(topo, p, acc, ev_idx, ev_sign, base, ne, n_out):
 
 @njit(cache=True, parallel=True)
 def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
-    n_img = state.shape[0]
+    # topology fields are read into locals once: a namedtuple field read inside a loop costs
+    # a reference-count update per access
     size, offset, active, ring, ring_off = topo.size, topo.offset, topo.active, topo.ring, topo.ring_off
+    l_proj, order, p_src, p_kind, p_delay, p_woff = (topo.l_proj, topo.order, topo.p_src,
+                                                     topo.p_kind, topo.p_delay, topo.p_woff)
+    p_cin, p_cg, p_og, p_o, p_tap = topo.p_cin, topo.p_cg, topo.p_og, topo.p_o, topo.p_tap
+    tp_ptr, tp_out, tp_w, weights, negated = (topo.tp_ptr, topo.tp_out, topo.tp_w, topo.weights,
+                                              topo.negated)
+    n_img = state.shape[0]
     n_layers = size.shape[0]
     steps = topo.steps
     n_total = state.shape[2]
@@ -244,16 +262,18 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
                     n = size[l]
                     acc[:n] = 0
                     c[:] = 0
-                    for q in range(topo.l_proj[l], topo.l_proj[l + 1]):
-                        p = topo.order[q]
-                        s = topo.p_src[p]
-                        d = topo.p_delay[p]
+                    for q in range(l_proj[l], l_proj[l + 1]):
+                        p = order[q]
+                        s = p_src[p]
+                        d = p_delay[p]
                         if t - d < 1:
                             continue
                         sslot = (t - d) % ring[s]
                         ne = ev_n[s, sslot]
-                        c[A_SYNOP] += _scatter(topo, p, acc, ev_idx, ev_sign,
-                                               ring_off[s] + sslot * size[s], ne, n)
+                        c[A_SYNOP] += _scatter(acc, ev_idx, ev_sign, ring_off[s] + sslot * size[s],
+                                               ne, n, p_kind[p], p_woff[p], p_cin[p], p_cg[p],
+                                               p_og[p], p_o[p], tp_ptr[p_tap[p]:], tp_out, tp_w,
+                                               weights, negated)
                         if d > 0:
                             c[A_FR] += ne
                             counts[s, t - d - 1, A_FW] += ne

@@ -59,6 +59,7 @@ TSAParams = namedtuple("TSAParams", [
     "threshold", "reset", "bias_nonzero",  # per layer, state units; biased neurons per layer
     "bias",  # per neuron, state units per step
     "b_sign", "b_exp", "n_terms",  # β = Σ sign·2^exp (MAX_TERMS slots, n_terms used)
+    "amp",  # (MAX_TERMS, 4): per term sign, left shift, right shift, rounding addend (unused: 0)
     "lo", "hi", "wrap", "nearest", "negative", "current",
     "amp_shifts", "amp_adds",  # what one amplification of one register costs
 ])
@@ -142,7 +143,7 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         bias=bias,
         b_sign=np.array([s for s, _ in terms] + [0] * (MAX_TERMS - len(terms)), np.int64),
         b_exp=np.array([k for _, k in terms] + [0] * (MAX_TERMS - len(terms)), np.int64),
-        n_terms=len(terms), lo=lo, hi=hi, wrap=arithmetic.overflow == "wrap",
+        n_terms=len(terms), amp=_amp_table(terms, arithmetic.round == "nearest"), lo=lo, hi=hi, wrap=arithmetic.overflow == "wrap",
         nearest=arithmetic.round == "nearest", negative=bool(snn.negative_spikes),
         current=snn.encoder == "current", amp_shifts=shifts, amp_adds=adds)
     info = TSAInfo(Tc=snn.Tc, Ts=snn.Ts, beta=beta, encoder=snn.encoder,
@@ -172,6 +173,16 @@ def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: in
         wscale = 2.0 ** int(np.floor(np.log2(wscale)))
     frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
     return wscale, frac
+
+
+def _amp_table(terms, nearest: bool) -> np.ndarray:
+    """Each β term as (sign, left, right, round): ``sign·(((u << left) + round) >> right)``.
+    Unused rows are zero, so the process model adds all rows without branching."""
+    table = np.zeros((MAX_TERMS, 4), np.int64)
+    for i, (sign, k) in enumerate(terms):
+        right = max(-k, 0)
+        table[i] = (sign, max(k, 0), right, (1 << (right - 1)) if nearest and right else 0)
+    return table
 
 
 def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
@@ -206,110 +217,106 @@ A_OVF = ACTION_INDEX["overflow"]
 
 
 @njit(cache=True, inline="always")
-def _term(u, s, k, nearest):
-    if k > 0:
-        v = u << k
-    elif k == 0:
-        v = u
-    elif nearest:
-        v = (u + (1 << (-k - 1))) >> (-k)
-    else:
-        v = u >> (-k)
-    return v if s > 0 else -v
-
-
-@njit(cache=True, inline="always")
-def _amplify(u, m):
-    """β·u as the model's shift-add terms (at most MAX_TERMS, unrolled: no loop per neuron)."""
-    nt = m.n_terms
-    out = _term(u, m.b_sign[0], m.b_exp[0], m.nearest)
-    if nt > 1:
-        out += _term(u, m.b_sign[1], m.b_exp[1], m.nearest)
-        if nt > 2:
-            out += _term(u, m.b_sign[2], m.b_exp[2], m.nearest)
-            if nt > 3:
-                out += _term(u, m.b_sign[3], m.b_exp[3], m.nearest)
+def _amplify(u, a):
+    """β·u as shift-adds: the sum of the four rows of ``_amp_table`` (unused rows add 0),
+    given flat as a tuple ``a`` so the loop keeps them in registers; branch-free, so the
+    register loops vectorise."""
+    out = a[0] * (((u << a[1]) + a[3]) >> a[2])
+    out += a[4] * (((u << a[5]) + a[7]) >> a[6])
+    out += a[8] * (((u << a[9]) + a[11]) >> a[10])
+    out += a[12] * (((u << a[13]) + a[15]) >> a[14])
     return out
 
 
 @njit(cache=True, inline="always")
 def _fit(u, lo, hi, wrap):
-    """(value within [lo, hi], 1 if it overflowed)."""
-    if u < lo or u > hi:
-        if wrap:
-            return ((u - lo) % (hi - lo + 1)) + lo, 1
-        return (lo if u < lo else hi), 1
-    return u, 0
+    """(value within [lo, hi], 1 if it overflowed). Branch-free, so the neuron loops vectorise:
+    the span is 2^state_bits, so wrapping is a mask."""
+    if wrap:
+        v = ((u - lo) & (hi - lo)) + lo
+    else:
+        v = min(max(u, lo), hi)
+    return v, np.int64(v != u)
 
 
 @engine.neuron_model(TSAParams)
 @njit(cache=True)
 def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+    # every field the loops use is read into a local first: a namedtuple field read inside a
+    # loop costs a reference-count update per access
     n = acc.shape[0]
     k = m.kind[l]
-    lo, hi, wrap = m.lo, m.hi, m.wrap
+    lo, hi, wrap, t_ = m.lo, m.hi, m.wrap, m.amp
+    amp = (t_[0, 0], t_[0, 1], t_[0, 2], t_[0, 3], t_[1, 0], t_[1, 1], t_[1, 2], t_[1, 3],
+           t_[2, 0], t_[2, 1], t_[2, 2], t_[2, 3], t_[3, 0], t_[3, 1], t_[3, 2], t_[3, 3])
     in_recv = t <= m.recv[l, 1]
     fires = k != READOUT and m.fire[l, 0] <= t <= m.fire[l, 1]
     relu = k == TSA_RELU
-    h = st[0]
-    novf = 0
-    # 1. amplify and integrate (the encoder's drive, or the bias, only while receiving)
+    # the layer's registers as slice views (measured: 3× faster loops than offset indexing)
+    h = st[0, off:off + n]
+    g = st[1, off:off + n] if relu else h
+    # what is added besides the accumulator: the encoder's drive (current encoder) or the
+    # bias, only while the layer receives
     if k == ENCODER:
-        drive = m.current and in_recv
+        extra, use = x[:n], m.current and in_recv
+    else:
+        extra, use = m.bias[off:off + n], in_recv and m.bias_nonzero[l] > 0
+    novf = 0
+    # 1. amplify and integrate
+    if use:
         for j in range(n):
-            u, o1 = _fit(_amplify(h[off + j], m), lo, hi, wrap)
-            z = acc[j] + (x[j] if drive else 0)
-            u, o2 = _fit(u + z, lo, hi, wrap)
-            h[off + j] = u
+            u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
+            u, o2 = _fit(u + acc[j] + extra[j], lo, hi, wrap)
+            h[j] = u
             novf += o1 + o2
     else:
-        biased = in_recv and m.bias_nonzero[l] > 0
         for j in range(n):
-            u, o1 = _fit(_amplify(h[off + j], m), lo, hi, wrap)
-            z = acc[j] + (m.bias[off + j] if biased else 0)
-            u, o2 = _fit(u + z, lo, hi, wrap)
-            h[off + j] = u
+            u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
+            u, o2 = _fit(u + acc[j], lo, hi, wrap)
+            h[j] = u
             novf += o1 + o2
-    # 2. amplify the output register; 3. fire and reset
+    if relu and not fires:
+        for j in range(n):
+            gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
+            g[j] = gv
+            novf += o1
+    # 2. fire and reset, branch-free: a neuron that does not fire subtracts 0 (its register
+    # is in range already, so no overflow is counted). The signs go to ev_sign[j] first (a
+    # loop that vectorises), then are compacted into events in place.
     npos = 0
     nneg = 0
-    if relu:
-        g = st[1]
-        for j in range(n):
-            gv, o1 = _fit(_amplify(g[off + j], m), lo, hi, wrap)
-            g[off + j] = gv
-            novf += o1
     if fires:
         vth = m.threshold[l]
         rs = m.reset[l]
         neg = m.negative
-        for j in range(n):
-            u = h[off + j]
-            gv = 0
-            if relu:
-                gv = st[1, off + j]
+        if relu:
+            for j in range(n):
+                gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
+                u = h[j]
                 o = u - gv if u >= 0 else -gv
-            else:
-                o = u
-            if o >= vth:
-                sgn = 1
-            elif neg and o <= -vth:
-                sgn = -1
-            else:
-                continue
-            if relu:
-                gv, o1 = _fit(gv + sgn * rs, lo, hi, wrap)
-                st[1, off + j] = gv
-            else:
+                sgn = np.int64(o >= vth) - np.int64(neg and o <= -vth)
+                gv, o2 = _fit(gv + sgn * rs, lo, hi, wrap)
+                g[j] = gv
+                novf += o1 + o2
+                ev_sign[j] = sgn
+                npos += sgn > 0
+                nneg += sgn < 0
+        else:
+            for j in range(n):
+                u = h[j]
+                sgn = np.int64(u >= vth) - np.int64(neg and u <= -vth)
                 u, o1 = _fit(u - sgn * rs, lo, hi, wrap)
-                h[off + j] = u
-            novf += o1
-            ev_idx[npos + nneg] = j
-            ev_sign[npos + nneg] = sgn
-            if sgn > 0:
-                npos += 1
-            else:
-                nneg += 1
+                h[j] = u
+                novf += o1
+                ev_sign[j] = sgn
+                npos += sgn > 0
+                nneg += sgn < 0
+        ne = 0
+        for j in range(n):
+            sgn = ev_sign[j]
+            ev_idx[ne] = j
+            ev_sign[ne] = sgn
+            ne += sgn != 0
     # counts (README "Counting semantics")
     regs = 2 if relu else 1
     c[A_SREAD] += regs * n
