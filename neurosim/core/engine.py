@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
-from ..counts import ACTION_INDEX, ACTIONS
+from ..counts import ACTION_INDEX, ACTIONS, Counts
 from .network import CONV, EventNetwork
 
 A_SYNOP = ACTION_INDEX["synop"]
@@ -338,3 +338,35 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
     chunks = max(1, min(len(inputs), numba.get_num_threads()))
     by_step, by_image, spikes = _run(net.model, topo, state, inputs, img_base, acc, chunks, trace)
     return state, by_step, by_image, spikes
+
+
+def simulate(net: EventNetwork, x: np.ndarray, encode, initial=None, trace: bool = False,
+             batch: int = 256, progress=None):
+    """Run the images ``x`` (N, *input shape) in batches of ``batch``.
+
+    ``encode(net, xb)`` gives a batch's input rows (``run``'s ``inputs``); ``initial(net,
+    inputs)`` its initial registers (zeros if None). ``progress(done, total)`` is called
+    after each batch. Returns (readout registers (N, regs, readout neurons), ``Counts`` with
+    per-image totals, spikes (N, steps, neurons) int8 with ``trace``, else None).
+    """
+    n = len(x)
+    by_step = np.zeros((net.layers, net.steps, N_ACTIONS), np.int64)
+    by_image, readout, trains = [], [], []
+    ro = net.layer_slice(net.layers - 1)
+    for start in range(0, n, batch):
+        inputs = encode(net, x[start:start + batch])
+        state = initial(net, inputs) if initial else None
+        state, steps, images, spikes = run(net, inputs, state, trace, img_base=start)
+        by_step += steps
+        by_image.append(images)
+        readout.append(state[:, :, ro].copy())
+        if trace:
+            trains.append(spikes)
+        if progress:
+            progress(min(start + batch, n), n)
+    empty = np.zeros((0, net.layers, N_ACTIONS), np.int64)
+    counts = Counts(tuple(net.names), by_step, n,
+                    by_image=np.concatenate(by_image) if by_image else empty)
+    registers = (np.concatenate(readout) if readout
+                 else np.zeros((0, net.regs, int(net.size[-1])), np.int64))
+    return registers, counts, (np.concatenate(trains) if trace else None)

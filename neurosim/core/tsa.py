@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..counts import ACTION_INDEX, Counts
+from ..counts import ACTION_INDEX
 from ..errors import UserError
 from ..fixed_point import amplify_cost, amplify_np, fit_np, require_terms, state_limits
 from ..results import SimResult
@@ -421,36 +421,20 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch:
     after each batch of ``batch`` images.
     """
     info = net.info
-    n = len(x)
-    by_step = np.zeros((net.layers, net.steps, len(ACTION_INDEX)), np.int64)
-    by_image, outputs, trains = [], [], []
-    decoded = {name: [] for name in net.names[:-1]}
-    ro = net.layer_slice(net.layers - 1)
-    for start in range(0, n, batch):
-        drive = encode_input(net, x[start:start + batch])
-        state, steps, images, spikes = run_core(net, drive, trace, img_base=start)
-        by_step += steps
-        by_image.append(images)
-        outputs.append(net.to_chw(net.layers - 1, state[:, 0, ro]) / info.scale[-1] * info.thetas[-1])
-        if trace:
-            trains.append(spikes)
-            for l, name in enumerate(net.names[:-1]):
-                a, b = net.model.fire[l]
-                sl = net.layer_slice(l)
-                weights = info.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
-                value = np.tensordot(spikes[:, a - 1:b, sl].astype(np.float64), weights, ([1], [0]))
-                decoded[name].append(net.to_chw(l, value) * info.thetas[l])
-        if progress:
-            progress(min(start + batch, n), n)
-    per_image = np.concatenate(by_image) if by_image else np.zeros((0, net.layers, len(ACTION_INDEX)), np.int64)
-    counts = Counts(tuple(net.names), by_step, n, by_image=per_image)
-    overflow = by_step[:, :, A_OVF].sum(1)
-    extra = {"overflow_by_layer": dict(zip(net.names, overflow.tolist())),
+    registers, counts, spikes = engine.simulate(net, x, encode_input, initial_state, trace,
+                                                batch, progress)
+    last = net.layers - 1
+    out = net.to_chw(last, registers[:, 0]) / info.scale[-1] * info.thetas[-1]
+    decoded = {net.names[-1]: out}
+    extra = {"overflow_by_layer": dict(zip(net.names, counts.data[:, :, A_OVF].sum(1).tolist())),
              "weight_bits_used": dict(zip(net.names, info.weight_bits_used.tolist())),
              "frac_bits": dict(zip(net.names, info.frac.tolist()))}
-    out = np.concatenate(outputs) if outputs else np.zeros((0,) + tuple(net.shapes[-1]))
-    dec = {k: np.concatenate(v) for k, v in decoded.items() if v}
-    dec[net.names[-1]] = out
     if trace:
-        extra["spikes"] = np.concatenate(trains)
-    return SimResult(out, counts, net.steps, info.Tc + info.Ts, dec, extra)
+        extra["spikes"] = spikes
+        for l, name in enumerate(net.names[:-1]):
+            a, b = net.model.fire[l]
+            weights = info.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
+            value = np.tensordot(spikes[:, a - 1:b, net.layer_slice(l)].astype(np.float64),
+                                 weights, ([1], [0]))
+            decoded[name] = net.to_chw(l, value) * info.thetas[l]
+    return SimResult(out, counts, net.steps, info.Tc + info.Ts, decoded, extra)
