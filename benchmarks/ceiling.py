@@ -1,0 +1,71 @@
+"""What this machine can do at best, measured, so the engine's figures have a yardstick.
+
+* ``scatter_ceiling``: synaptic events per second on one core of the simplest possible
+  event-driven conv fan-out (numba, channels-last int32 accumulators, a precomputed list of
+  (output, weight) offsets per event and tap, one contiguous C_out vector add of constant
+  width each). No network, no neurons, no counting: the bound the engine's fan-out chases.
+* ``parallel_ceiling``: the throughput of two single-thread processes at once over one alone;
+  two vCPUs need not deliver two cores' throughput.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _scatter_fixed(acc, weights, out_off, w_off, width, reps):
+    """acc[out:out+width] += weights[w:w+width] for every (out, w) pair, ``reps`` times."""
+    for _ in range(reps):
+        for i in range(out_off.shape[0]):
+            dst = acc[out_off[i]:out_off[i] + width]
+            src = weights[w_off[i]:w_off[i] + width]
+            if width == 16:
+                for j in range(16):
+                    dst[j] += src[j]
+            elif width == 32:
+                for j in range(32):
+                    dst[j] += src[j]
+            else:
+                for j in range(64):
+                    dst[j] += src[j]
+    return reps * out_off.shape[0] * width
+
+
+def scatter_ceiling(width: int, hw: int = 16, events: int = 4096, seconds: float = 0.5) -> float:
+    """Synops per second on one core for ``width`` output channels (16, 32 or 64): random
+    events on an ``hw``×``hw`` map, 3×3 taps each, offsets precomputed."""
+    rng = np.random.default_rng(0)
+    acc = np.zeros(hw * hw * width, np.int32)
+    weights = rng.integers(-127, 128, 9 * width * width).astype(np.int32)
+    y, x, ch = rng.integers(1, hw - 1, events), rng.integers(1, hw - 1, events), rng.integers(0, width, events)
+    taps = np.arange(9)
+    out_off = (((y[:, None] + taps // 3 - 1) * hw + x[:, None] + taps % 3 - 1) * width).ravel()
+    w_off = ((taps[None, :] * width + ch[:, None]) * width).ravel()
+    _scatter_fixed(acc, weights, out_off, w_off, width, 1)  # compile
+    reps, best = 1, 0.0
+    while True:
+        t = time.perf_counter()
+        done = _scatter_fixed(acc, weights, out_off, w_off, width, reps)
+        dt = time.perf_counter() - t
+        best = max(best, done / dt)
+        if dt > seconds:
+            return best
+        reps *= 2
+
+
+def parallel_ceiling() -> float:
+    """Throughput of two single-thread processes at once over one alone (ideal: 2.0)."""
+    code = ("import time\nt=time.perf_counter()\ns=0\nfor i in range(30_000_000): s+=i\n"
+            "print(time.perf_counter()-t)")
+    alone = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                 text=True).stdout)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    both = max(float(p.communicate()[0]) for p in procs)
+    return 2 * alone / both
