@@ -1,9 +1,9 @@
-"""The numba event-driven core against the dense integer reference: bit for bit."""
+"""The event engine with the TSA neuron model (SWS) against the dense integer reference: bit for
+bit; fixed-point building blocks; counting semantics."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,27 +12,14 @@ from hypothesis import strategies as st
 
 from neurosim.calibrate import calibrate
 from neurosim.core.reference import apply_conv, conv_node
-from neurosim.core.tsa import TSA_RELU, encode_input, quantize_sws, reference, run_core, simulate_fixed
+from neurosim.core.tsa import TSA_RELU, encode_input, initial_state, quantize_sws, simulate_fixed
 from neurosim.counts import ACTION_INDEX
 from neurosim.data import digits
 from neurosim.errors import UserError
 from neurosim.fixed_point import amplify_np, csd_terms, fit_np, require_terms
-from neurosim.graph import Add, AvgPool, Conv, Dense, Graph, Input, Relu, Reshape
-from neurosim.hw.profile import load_profile
-from neurosim.onnx_import import load_onnx
 from neurosim.schemes.sws import convert
 
-ROOT = Path(__file__).parents[1]
-LOIHI = load_profile("loihi_like").arithmetic
-_GRAPHS: dict = {}
-
-
-def bundled(name: str):
-    if name not in _GRAPHS:
-        g = load_onnx(ROOT / "neurosim" / "models" / f"{name}.onnx")
-        _GRAPHS[name] = (g, calibrate(g, digits("calibration").x))
-    return _GRAPHS[name]
-
+from engine_cases import LOIHI, assert_engine_matches_reference, bundled, small_networks
 
 def sws_params(Tc=4, Ts=2, beta=2.0, **kw):
     p = dict(Tc=Tc, Ts=Ts, beta=beta, threshold_ratio=0.5, negative_spikes=True,
@@ -48,17 +35,9 @@ def fixed(graph, lams, params, arithmetic=LOIHI, squeeze=1.0):
 
 
 def assert_bit_exact(net, x):
-    """Engine and dense reference: identical spikes, registers, and counts both per
-    (layer, step) over the batch and per (image, layer)."""
+    """Engine and dense reference on the SWS encoding of ``x``, bit for bit."""
     drive = encode_input(net, x)
-    st, c, ci, s = run_core(net, drive, trace=True)
-    st2, c2, ci2, s2 = reference(net, drive)
-    assert np.array_equal(s, s2), "spikes differ"
-    assert np.array_equal(st[:, 0], st2[:, 0]), "h registers differ"
-    assert np.array_equal(st, st2), "g registers differ"
-    for name, mine, ref in (("per layer and step", c, c2), ("per image and layer", ci, ci2)):
-        diff = [a for a, i in ACTION_INDEX.items() if not np.array_equal(mine[..., i], ref[..., i])]
-        assert not diff, f"counts {name} differ: {diff}"
+    st, c, _, s = assert_engine_matches_reference(net, drive, initial_state(net, drive))
     return st, c, s
 
 
@@ -121,48 +100,6 @@ def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
 
 
 # ---- bit-exact on random small networks ----------------------------------------------------
-
-@st.composite
-def small_networks(draw):
-    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    c0, hw = draw(st.integers(1, 2)), draw(st.integers(4, 7))
-    nodes = {"x": Input("x", (), (c0, hw, hw))}
-
-    def conv(name, src, cin, cout, k, s, p, d, groups, in_hw):
-        out = (in_hw + 2 * p - ((k - 1) * d + 1)) // s + 1
-        assume(out >= 1)
-        nodes[name] = Conv(name, (src,), (cout, out, out),
-                           weight=rng.normal(0, 0.6, (cout, cin // groups, k, k)),
-                           bias=rng.normal(0, 0.1, cout), stride=(s, s), pads=(p,) * 4,
-                           dilation=(d, d), groups=groups)
-        return out
-
-    g1 = draw(st.sampled_from([1, c0]))
-    c1 = g1 * draw(st.integers(1, 3))
-    hw1 = conv("c1", "x", c0, c1, draw(st.integers(1, 3)), draw(st.integers(1, 2)),
-               draw(st.integers(0, 1)), draw(st.integers(1, 2)), g1, hw)
-    nodes["r1"] = Relu("r1", ("c1",), nodes["c1"].shape)
-    last, last_c, last_hw = "r1", c1, hw1
-    if draw(st.booleans()):  # residual block: conv keeping the shape, + identity
-        conv("c2", "r1", c1, c1, 3, 1, 1, 1, 1, hw1)
-        nodes["a2"] = Add("a2", ("c2", "r1"), nodes["c2"].shape)
-        nodes["r2"] = Relu("r2", ("a2",), nodes["c2"].shape)
-        last = "r2"
-    if draw(st.booleans()) and last_hw >= 2:  # average pool folded into the next conv
-        nodes["p3"] = AvgPool("p3", (last,), (last_c, last_hw // 2, last_hw // 2), kernel=(2, 2),
-                              stride=(2, 2))
-        c3 = draw(st.integers(1, 3))
-        last_hw = conv("c3", "p3", last_c, c3, draw(st.integers(1, 2)), 1,
-                       draw(st.integers(0, 1)), 1, 1, last_hw // 2)
-        nodes["r3"] = Relu("r3", ("c3",), nodes["c3"].shape)
-        last, last_c = "r3", c3
-    n_in = int(np.prod(nodes[last].shape))
-    nodes["f"] = Reshape("f", (last,), (n_in,))
-    n_out = draw(st.integers(2, 5))
-    nodes["d"] = Dense("d", ("f",), (n_out,), weight=rng.normal(0, 0.5, (n_out, n_in)),
-                       bias=rng.normal(0, 0.1, n_out))
-    return Graph("random", "random", nodes, "x", "d"), rng
-
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net_rng=small_networks(), Tc=st.integers(1, 5), Ts=st.integers(0, 2),
