@@ -73,14 +73,14 @@ def neuron_step(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     raise NotImplementedError("neuron_step is resolved at compile time by @neuron_model")
 
 
-_model_files: set[str] = set()
+_model_files: dict[type, str] = {}  # params class -> source file of its neuron model
 
 
 def neuron_model(params_class):
     """Register the decorated jitted ``step`` as the neuron model of ``params_class``."""
 
     def register(step):
-        _model_files.add(inspect.getsourcefile(step.py_func))
+        _model_files[params_class] = inspect.getsourcefile(step.py_func)
 
         @overload(neuron_step)
         def _select(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
@@ -309,7 +309,9 @@ def _salt_cache_key(dispatcher):
     index_key = dispatcher._cache._index_key
 
     def key(sig, codegen):
-        files = sorted(_model_files | {__file__, str(Path(__file__).with_name("network.py"))})
+        models = [_model_files[cls] for cls in (getattr(a, "instance_class", None) for a in sig)
+                  if cls in _model_files]
+        files = sorted(set(models) | {__file__})
         digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()
         return index_key(sig, codegen), digest
 
