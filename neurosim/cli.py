@@ -51,6 +51,19 @@ of the decoded values over λ, overflows and the weight bits really used, and a
 sweep of weight_bits 4…12 with the fixed accuracy at each width.
 """
 
+COMPARE_HELP = """\
+Run every coding scheme (or the --coding ones) on MODEL in float and in each
+profile's fixed point (--hw, repeatable; default loihi_like) and print one table
+per profile: accuracy (float, fixed), latency in steps, spikes, synops, weight
+reads, adds, shifts and dynamic energy per inference, with the ANN on the same
+profile as the first row.
+
+examples:
+  neurosim compare                                 digits CNN, all codings, loihi_like
+  neurosim compare digits_resnet --hw loihi_like --hw asic_45nm
+  neurosim compare --coding rate:T=128 --coding sws --limit 100
+"""
+
 NOT_YET = {
     "out": "--out (report files) is not available yet; use --json PATH for the machine-readable "
            "result",
@@ -117,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", choices=["fixed", "float", "both"], default="both",
                      help="simulate the SNN in fixed point (bit-accurate core, counts, energy), "
                           "float (reference simulator), or both (default)")
-    cmp_ = sub.add_parser("compare", help="every coding scheme side by side (not available yet)")
+    cmp_ = sub.add_parser("compare", help="every coding scheme side by side, per profile",
+                          description=COMPARE_HELP,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     common(cmp_, many_hw=True)
     chk = sub.add_parser("check", help="fixed point versus float, per scheme and layer",
                          description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,13 +288,47 @@ def cmd_profiles(args) -> int:
     return 0
 
 
-def cmd_unavailable(args) -> int:
-    raise UserError(f"'neurosim {args.command}' is not available yet: it compares all five "
-                    f"coding schemes, and only sws exists so far. Use 'neurosim run --coding ...'.")
+def cmd_compare(args) -> int:
+    from . import ann, report
+    from .energy import ann_energy
+    from .hw.profile import load_profile
+    from .schemes import expand_codings
+    from .simulate import format_comparison, run_codings
+
+    specs = args.coding or ["all"]
+    hws = args.hw or [DEFAULT_HW]
+    args.hw = hws[0]
+    graph, _, data, calib = _load_inputs(args)
+    profiles = [load_profile(h) for h in hws]  # every profile is checked before any run
+    expand_codings(specs)
+    _note_first_compile()
+    acc = ann.accuracy(graph, data.x, data.y)
+    macs = graph.macs()
+    print(f"model {graph.name}, data {data.name} ({len(data)} images), "
+          f"calibration {calib.name} ({len(calib)} images); ANN accuracy {acc:.4f}")
+    comparisons = []
+    for profile in profiles:
+        runs = run_codings(graph, data, calib, specs, "both", profile, progress=_progress)
+        e_mac = ann_energy(macs, profile)
+        print()
+        print(format_comparison(runs, acc, macs, e_mac, profile.name))
+        comparisons.append({"hw": {"name": profile.name, "path": str(profile.path)},
+                            "ann_energy_pj": e_mac, "runs": runs})
+    if args.json:
+        doc = report.document(model=report.model_dict(graph),
+                              data={"name": data.name, "images": len(data)},
+                              hw=comparisons[0]["hw"],
+                              ann={"accuracy": acc, "macs": macs,
+                                   "energy_pj": comparisons[0]["ann_energy_pj"]},
+                              runs=comparisons[0]["runs"])
+        doc["comparisons"] = comparisons
+        report.write_json(doc, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
 
 
 COMMANDS = {"run": cmd_run, "models": cmd_models, "profiles": cmd_profiles, "codings": cmd_codings,
-            "compare": cmd_unavailable, "check": cmd_check}
+            "compare": cmd_compare, "check": cmd_check}
 
 
 def main(argv: list[str] | None = None) -> int:

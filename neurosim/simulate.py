@@ -124,3 +124,39 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
     head = f"ANN accuracy {ann_accuracy:.4f}"
     wrapped = [textwrap.fill(n, 100, subsequent_indent="  ") for n in notes]
     return "\n".join([head, table] + wrapped)
+
+
+def _si(v: float) -> str:
+    """A count in at most 6 characters: 812, 12.4k, 1.24M, 3.10G."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.0f}"
+
+
+def format_comparison(runs: list[dict[str, Any]], ann_accuracy: float, ann_macs: int,
+                      ann_energy_pj: float | None, hw_name: str) -> str:
+    """The codings side by side on one profile (≤ 100 columns), per inference: accuracy
+    (float / fixed), latency in steps, spikes, synops, weight reads (synops + extra reads),
+    adds, shifts, dynamic energy, and the ANN on the same profile as the first row."""
+    rows = [["ANN", f"{ann_accuracy:.4f}", "-", "-", "-", f"{_si(ann_macs)} MAC", "-", "-", "-",
+             "-" if ann_energy_pj is None else f"{ann_energy_pj / 1e6:.3f}", "1.0×"]]
+    for r in runs:
+        c, e = r["counts"], r["energy_pj"]
+        rows.append([
+            r["coding"].replace(":", ": ").replace(",", ", "), _acc(r["accuracy"]["float"]),
+            _acc(r["accuracy"]["fixed"]), str(r["latency_steps"]),
+            _si(r["spikes"]["pos"] + r["spikes"]["neg"]),
+            _si(c.get("synop", 0.0)), _si(c.get("synop", 0.0) + c.get("weight_read", 0.0)),
+            _si(c.get("add", 0.0)), _si(c.get("shift", 0.0)),
+            "-" if e is None else f"{e['dynamic'] / 1e6:.3f}",
+            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×"])
+    table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "lat.\nsteps", "spikes",
+                                    "synops", "weight\nreads", "adds", "shifts", "µJ dyn",
+                                    "vs\nANN"],
+                     maxcolwidths=[18] + [None] * 10, disable_numparse=True,
+                     colalign=("left",) + ("right",) * 10)
+    head = textwrap.fill(f"{hw_name}, per inference: weight reads = synops + reads beyond "
+                         f"them (TTFS reaccumulate); µJ dyn = dynamic energy (static power "
+                         f"excluded)", 100)
+    return f"{head}\n{table}"

@@ -113,7 +113,7 @@ def test_run_with_npz_and_limit(capsys, tmp_path):
     (["run", "--limit", "0"], ["--limit", "positive"]),
     (["run", "--hw", "loihi"], ["loihi", "loihi_like"]),
     (["run", "--data", "nowhere.npz"], ["nowhere.npz", "not found"]),
-    (["compare"], ["compare", "not available yet"]),
+    (["compare", "--hw", "loihi_like", "--hw", "nowhere.yaml"], ["nowhere.yaml"]),
 ])
 def test_user_errors_exit_2(capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)
@@ -136,6 +136,22 @@ def test_check_reports_layers_and_weight_sweep(capsys, tmp_path):
     accs = [w["accuracy"] for w in r["weight_bits_sweep"]]
     assert accs[-1] >= accs[0]  # 12-bit weights are no worse than 4-bit ones
     assert "weight bits" in out and max(map(len, out.splitlines())) <= 100
+
+
+def test_compare_two_profiles_side_by_side(capsys, tmp_path):
+    out_json = tmp_path / "c.json"
+    code, out, err = run_cli(capsys, "compare", "digits_mlp", "--coding", "sws:Tc=4",
+                             "--hw", "loihi_like", "--hw", "asic_45nm", "--limit", "20",
+                             "--json", str(out_json))
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert [c["hw"]["name"] for c in doc["comparisons"]] == ["loihi_like", "asic_45nm"]
+    (a,), (b,) = (c["runs"] for c in doc["comparisons"])
+    # each profile's own arithmetic runs and its own prices apply
+    assert a["accuracy"]["fixed"] is not None and b["accuracy"]["fixed"] is not None
+    assert a["energy_pj"]["dynamic"] > 0 and b["energy_pj"]["dynamic"] > 0
+    assert a["energy_pj"]["dynamic"] != b["energy_pj"]["dynamic"]
+    assert out.count("ANN") >= 2 and max(map(len, out.splitlines())) <= 100
 
 
 def test_json_written_whole_or_not_at_all(capsys, tmp_path):
