@@ -305,7 +305,7 @@ def cmd_compare(args) -> int:
     acc = ann.accuracy(graph, data.x, data.y)
     macs = graph.macs()
     print(f"model {graph.name}, data {data.name} ({len(data)} images), "
-          f"calibration {calib.name} ({len(calib)} images); ANN accuracy {acc:.4f}")
+          f"calibration {calib.name} ({len(calib)} images)\nANN accuracy {acc:.4f}")
     comparisons = []
     for profile in profiles:
         runs = run_codings(graph, data, calib, specs, "both", profile, progress=_progress)
