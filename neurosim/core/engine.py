@@ -82,7 +82,7 @@ def neuron_model(params_class):
     def register(step):
         _model_files[params_class] = inspect.getsourcefile(step.py_func)
 
-        @overload(neuron_step)
+        @overload(neuron_step, inline="always")
         def _select(model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
             if getattr(model, "instance_class", None) is params_class:
                 return lambda model, l, t, img, off, x, acc, st, ev_idx, ev_sign, c: \
@@ -207,7 +207,7 @@ def _add_row(acc, out, weights, w, n):
             acc[out + j] += weights[w + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, o,
              tp, tp_out, tp_w, weights, negated):
     """The ``ne`` events at ``ev_*[base:]`` through one projection; returns its synops.

@@ -240,7 +240,7 @@ def _fit(u, lo, hi, wrap):
 
 
 @engine.neuron_model(TSAParams)
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     # every field the loops use is read into a local first: a namedtuple field read inside a
     # loop costs a reference-count update per access
