@@ -7,7 +7,9 @@ Exit codes: 0 success, 2 a user error (one message on stderr, no traceback),
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -173,15 +175,29 @@ def _load_inputs(args):
     from .hw.profile import load_profile
     from .onnx_import import load_onnx
 
+    from .report import check_output_path
+
     _reject_unavailable(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be a positive number of images, found {args.limit}")
+    if args.json is not None:
+        check_output_path(args.json, "--json")  # before anything runs, not after
     model_path = resolve_model(args.model)
     graph = load_onnx(model_path, model_path.stem)
     profile = load_profile(args.hw or DEFAULT_HW)
     data = load_data(args.data, graph.input_shape).head(args.limit)
     calib = load_calibration(args.calib, graph.input_shape)
     return graph, profile, data, calib
+
+
+def _write_json(doc: dict, path: str) -> None:
+    from . import report
+
+    nulls = report.write_json(doc, path)
+    print(f"\nwrote {path}")
+    if nulls:
+        print(f"neurosim: warning: {len(nulls)} value(s) are not finite numbers and were written "
+              f"as null: {', '.join(nulls[:5])}{' …' if len(nulls) > 5 else ''}", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -220,8 +236,7 @@ def cmd_run(args) -> int:
             ann={"accuracy": acc, "macs": macs, "energy_pj": e_mac},
             runs=runs,
         )
-        report.write_json(doc, args.json)
-        print(f"\nwrote {args.json}")
+        _write_json(doc, args.json)
     return 0
 
 
@@ -245,8 +260,7 @@ def cmd_check(args) -> int:
                               hw={"name": profile.name, "path": str(profile.path)},
                               ann=None, runs=None)
         doc["check"] = results
-        report.write_json(doc, args.json)
-        print(f"\nwrote {args.json}")
+        _write_json(doc, args.json)
     return 0
 
 
@@ -322,8 +336,7 @@ def cmd_compare(args) -> int:
                                    "energy_pj": comparisons[0]["ann_energy_pj"]},
                               runs=comparisons[0]["runs"])
         doc["comparisons"] = comparisons
-        report.write_json(doc, args.json)
-        print(f"\nwrote {args.json}")
+        _write_json(doc, args.json)
     return 0
 
 
@@ -344,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    _ascii_safe(sys.stdout)
+    _ascii_safe(sys.stderr)
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
@@ -352,6 +367,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurosim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``neurosim run | head``): stop quietly; point stdout at
+        # /dev/null so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+# What the tables print beyond ASCII, for terminals that cannot show it.
+ASCII_FOR = {"µ": "u", "×": "x", "−": "-", "–": "-", "—": "-", "…": "...", "θ": "theta",
+             "β": "beta", "λ": "lambda", "Σ": "sum", "≤": "<=", "≥": ">=", "·": "*", "²": "^2",
+             "ᵏ": "^k", "→": "->"}
+
+
+def _ascii_replace(err: UnicodeEncodeError):
+    text = err.object[err.start:err.end]
+    return "".join(ASCII_FOR.get(ch, "?") for ch in text), err.end
+
+
+codecs.register_error("neurosim_ascii", _ascii_replace)
+
+
+def _ascii_safe(stream) -> None:
+    """On a stream whose encoding cannot show the tables' symbols (µ, ×, β, ...), print
+    ASCII stand-ins instead of failing with UnicodeEncodeError."""
+    try:
+        "µ×−β".encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="neurosim_ascii")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from . import __version__
+from .errors import UserError
 from .graph import Graph, populations
 from .hw.mapping import LayerSize
 
@@ -71,16 +73,56 @@ def document(model: dict, data: dict, ann: dict, hw: dict | None = None,
             "ann": ann, "runs": runs or []}
 
 
-def write_json(doc: dict, path: str | Path) -> None:
-    """Write the whole document or nothing: a temp file in the same folder, then a rename."""
+def check_output_path(path: str | Path, option: str = "--json") -> Path:
+    """Fail now, before any simulation, if ``path`` cannot receive a file: it names a
+    directory, or nothing can be created where it points (a missing or read-only folder,
+    /proc, /sys). A probe file is created and removed in the target folder."""
     path = Path(path)
-    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) == "" or path.is_dir():
+        raise UserError(f"{option} {path}: is a directory; give a file name, e.g. {path}/result.json")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+    return path
+
+
+def finite_or_null(doc, where: str = "", found: list | None = None):
+    """``doc`` with every non-finite float (NaN, ±inf) replaced by None; their key paths are
+    appended to ``found`` (JSON has no NaN, and a reader must not get a silent number)."""
+    found = found if found is not None else []
+    if isinstance(doc, float) and not math.isfinite(doc):
+        found.append(where or "(document)")
+        return None
+    if isinstance(doc, dict):
+        return {k: finite_or_null(v, f"{where}.{k}" if where else str(k), found)
+                for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [finite_or_null(v, f"{where}[{i}]", found) for i, v in enumerate(doc)]
+    return doc
+
+
+def write_json(doc: dict, path: str | Path) -> list[str]:
+    """Write the whole document or nothing: a temp file in the same folder, then a rename,
+    with the permissions a newly created file gets (mode 0666 less the umask). Non-finite
+    numbers are written as null; their key paths are returned for a warning."""
+    path = Path(path)
+    nulls: list[str] = []
+    text = json.dumps(finite_or_null(doc, found=nulls), indent=2, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return nulls

@@ -47,6 +47,7 @@ from numba import njit, prange
 from numba.extending import overload
 
 from ..counts import ACTION_INDEX, ACTIONS, Counts
+from ..interrupt import deferred
 from .network import CONV, EventNetwork
 
 A_SYNOP = ACTION_INDEX["synop"]
@@ -338,7 +339,9 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
     topo = topology(net)
     acc = np.zeros(int(net.size.max()), topo.weights.dtype)
     chunks = max(1, min(len(inputs), numba.get_num_threads()))
-    by_step, by_image, spikes = _run(net.model, topo, state, inputs, img_base, acc, chunks, trace)
+    with deferred():  # Ctrl-C is taken when numba's threads are done (neurosim.interrupt)
+        by_step, by_image, spikes = _run(net.model, topo, state, inputs, img_base, acc, chunks,
+                                         trace)
     return state, by_step, by_image, spikes
 
 
