@@ -48,6 +48,9 @@ def calibrate(graph: Graph, x: np.ndarray, percentile: float = DEFAULT_PERCENTIL
     if len(x) == 0:
         raise UserError("calibration data holds no images")
     kinds = {p.name: p.kind for p in populations(graph)}
+    if not np.any(x):
+        raise UserError("the calibration images are all zero: no activation scale can be "
+                        "measured on them; pass --calib with images like the test data")
     scales = {}
     for name, values in population_values(graph, x).items():
         q = input_percentile if kinds[name] == "input" else percentile

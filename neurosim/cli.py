@@ -171,7 +171,7 @@ def _note_first_compile() -> None:
 
 def _load_inputs(args):
     """Model, profile, test data and calibration data of a run/check command."""
-    from .data import load_calibration, load_data
+    from .data import check_labels, load_calibration, load_data
     from .hw.profile import load_profile
     from .onnx_import import load_onnx
 
@@ -184,8 +184,14 @@ def _load_inputs(args):
         check_output_path(args.json, "--json")  # before anything runs, not after
     model_path = resolve_model(args.model)
     graph = load_onnx(model_path, model_path.stem)
+    out = tuple(graph.output_shape)
+    if len(out) != 1 or out[0] < 2:
+        raise UserError(f"{model_path}: the output '{graph.output}' has shape {out} per image; "
+                        f"neurosim classifies, so it expects (classes,) with at least 2 classes "
+                        f"(add a Flatten/Gemm head, or export the classifier's logits)")
     profile = load_profile(args.hw or DEFAULT_HW)
     data = load_data(args.data, graph.input_shape).head(args.limit)
+    check_labels(data, out[0])
     calib = load_calibration(args.calib, graph.input_shape)
     return graph, profile, data, calib
 

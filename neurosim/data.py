@@ -73,10 +73,19 @@ def load_data(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
         ds = digits(spec.split(":", 1)[1])
     else:
         ds = _load_npz(Path(spec))
+        return Dataset(ds.name, ds.path, _images(Path(spec), ds.x, input_shape), ds.y)
     if ds.x.shape[1:] != tuple(input_shape):
         raise UserError(f"{ds.path}: array 'x' has per-sample shape {ds.x.shape[1:]}, but the model "
-                        f"expects {tuple(input_shape)}")
+                        f"expects {tuple(input_shape)}; pass --data PATH.npz with {NPZ_CONTENT}")
     return ds
+
+
+def check_labels(ds: Dataset, classes: int) -> None:
+    """Labels must name one of the model's ``classes`` outputs (else accuracy is meaningless)."""
+    bad = (ds.y < 0) | (ds.y >= classes)
+    if np.any(bad):
+        raise UserError(f"{ds.path}: labels must be in [0, {classes}) for a model with {classes} "
+                        f"outputs; found {int(bad.sum())} outside, e.g. {int(ds.y[bad][0])}")
 
 
 def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
@@ -88,46 +97,73 @@ def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
                             f"digits calibration split does not fit; pass --calib PATH.npz with "
                             f"array x of calibration images (array y may be labels or absent)")
         return digits("calibration")
-    if spec == "digits" or spec.startswith("digits"):
+    if spec == "digits" or spec.startswith("digits:"):
         return load_data(spec if ":" in spec else "digits:calibration", input_shape)
     path = Path(spec)
-    if not path.is_file():
-        raise UserError(f"{path}: calibration file not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise UserError(f"{path}: expected an array 'x' of calibration images, found {f.files}")
-            x = f["x"].astype(np.float64)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable .npz file: {type(exc).__name__}: {exc}") from None
-    if x.shape[1:] != tuple(input_shape) or len(x) == 0:
-        raise UserError(f"{path}: array 'x' has shape {x.shape}, expected (N, {', '.join(map(str, input_shape))}) with N > 0")
-    if not np.all(np.isfinite(x)):
-        raise UserError(f"{path}: array 'x' contains NaN or Inf")
+    arrays = _read_npz(path, ("x",), "calibration file", "array x of calibration images "
+                       "(N, *input shape); array y may be labels or absent")
+    x = _images(path, arrays["x"], input_shape)
     return Dataset(path.stem, str(path), x, np.full(len(x), -1, np.int64))
 
 
-def _load_npz(path: Path) -> Dataset:
+NPZ_CONTENT = "arrays x (N, *input shape, numbers) and y (N,) integer labels"
+MAX_ABS_INPUT = 1e6  # larger inputs overflow float64 products deep in a network
+
+
+def _read_npz(path: Path, keys: tuple[str, ...], what: str, content: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an .npz archive, numeric, no pickles; UserErrors that say what the
+    file must hold otherwise."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected a {what} (.npz with {content})")
     if not path.is_file():
-        raise UserError(f"{path}: data file not found (expected 'digits' or a PATH.npz with arrays x and y)")
+        raise UserError(f"{path}: {what} not found (expected an .npz with {content})")
     try:
         f = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise UserError(f"{path}: not a readable .npz file: {type(exc).__name__}: {exc}") from None
+        raise UserError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
+                        f"expected an .npz (numpy.savez) with {content}") from None
     if not hasattr(f, "files"):
-        raise UserError(f"{path}: expected an .npz archive with arrays 'x' and 'y', found a single array")
+        raise UserError(f"{path}: holds a single array (.npy); expected an .npz (numpy.savez) "
+                        f"with {content}")
     with f:
-        missing = [k for k in ("x", "y") if k not in f.files]
+        missing = [k for k in keys if k not in f.files]
         if missing:
-            raise UserError(f"{path}: expected arrays 'x' and 'y', missing {missing} (found {f.files})")
-        x, y = f["x"], f["y"]
-    if x.dtype.kind not in "fiu" or y.dtype.kind not in "iu":
-        raise UserError(f"{path}: expected numeric 'x' and integer 'y', found {x.dtype} and {y.dtype}")
-    if y.ndim != 1 or len(y) != len(x):
-        raise UserError(f"{path}: expected 'y' of shape ({len(x)},), found {y.shape}")
+            raise UserError(f"{path}: missing array(s) {missing} (found {f.files}); expected "
+                            f"{content}")
+        out = {}
+        for k in keys:
+            try:
+                a = f[k]
+            except ValueError:  # an object array: refused rather than unpickled
+                raise UserError(f"{path}: array '{k}' holds Python objects; expected numbers "
+                                f"({content})") from None
+            if a.dtype.kind not in "fiub":
+                raise UserError(f"{path}: array '{k}' has dtype {a.dtype}; expected numbers")
+            out[k] = a
+    return out
+
+
+def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
+    if x.ndim < 1 or x.shape[1:] != tuple(input_shape) or len(x) == 0:
+        raise UserError(f"{path}: array 'x' has shape {x.shape} (images of shape {x.shape[1:]}), "
+                        f"but the model takes images of shape {tuple(input_shape)}: expected x "
+                        f"of shape (N, {', '.join(map(str, input_shape))}) with N > 0")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise UserError(f"{path}: array 'x' contains NaN or Inf")
-    return Dataset(path.stem, str(path), x, y.astype(np.int64))
+    if np.abs(x).max() > MAX_ABS_INPUT:
+        raise UserError(f"{path}: array 'x' holds values up to {np.abs(x).max():.3g}; expected "
+                        f"inputs scaled as the model was trained (|x| ≤ {MAX_ABS_INPUT:g})")
+    return x
+
+
+def _load_npz(path: Path) -> Dataset:
+    arrays = _read_npz(path, ("x", "y"), "data file", NPZ_CONTENT)
+    y = arrays["y"]
+    if arrays["x"].ndim == 0:
+        raise UserError(f"{path}: array 'x' has shape () (a single number); expected {NPZ_CONTENT}")
+    if y.dtype.kind not in "iu":
+        raise UserError(f"{path}: array 'y' has dtype {y.dtype}; expected integer class labels")
+    if y.ndim != 1 or len(y) != len(arrays["x"]):
+        raise UserError(f"{path}: expected 'y' of shape ({len(arrays['x'])},), found {y.shape}")
+    return Dataset(path.stem, str(path), arrays["x"], y.astype(np.int64))

@@ -56,6 +56,13 @@ def test_empty_calibration_set_is_a_user_error(resnet):
 
 
 def test_a_silent_population_gets_a_usable_scale(resnet):
-    # all-zero images: some populations never activate; their λ must stay positive and finite
-    scales = calibrate(resnet, np.zeros((4, 1, 8, 8)))
+    # nearly blank images: some populations never activate; their λ must stay positive and finite
+    x = np.zeros((4, 1, 8, 8))
+    x[:, 0, 0, 0] = 1e-9
+    scales = calibrate(resnet, x)
     assert all(np.isfinite(v) and v > 0 for v in scales.values())
+
+
+def test_all_zero_calibration_images_are_an_error(resnet):
+    with pytest.raises(UserError, match="all zero"):
+        calibrate(resnet, np.zeros((4, 1, 8, 8)))

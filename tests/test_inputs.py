@@ -1,0 +1,90 @@
+"""Bad or unusual inputs, tried as a new user would: each exits 2 with a message naming the
+culprit, never a traceback, never a silent number."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from neurosim.cli import main
+from neurosim.data import digits
+
+from onnx_builders import model
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A small corpus of bad files, written once."""
+    d = tmp_path_factory.mktemp("bad")
+    test = digits("test")
+    x, y = test.x[:10], test.y[:10]
+    made = {}
+
+    def npz(name, **arrays):
+        np.savez(d / name, **arrays)
+        made[name] = str(d / name)
+
+    npz("labels_big.npz", x=x, y=np.full(10, 50))
+    npz("labels_negative.npz", x=x, y=np.full(10, -1))
+    npz("empty.npz", x=x[:0], y=y[:0])
+    npz("scalar_x.npz", x=np.float64(3.0), y=y)
+    npz("objects.npz", x=np.array([object()] * 10, dtype=object), y=y)
+    npz("huge.npz", x=x * 1e30, y=y)
+    npz("calib_zero.npz", x=np.zeros_like(x))
+    np.save(d / "plain.npy", x)
+    made["plain.npy"] = str(d / "plain.npy")
+    (d / "table.csv").write_text("1,2,3\n4,5,6\n")
+    made["table.csv"] = str(d / "table.csv")
+    made["dir"] = str(d)
+    # digits-named calibration files must be read, not replaced by the bundled split
+    npz("digits_mycalib.npz", x=np.zeros((3, 1, 5, 5)))
+    # models whose output is not (classes,)
+    w = np.random.default_rng(0).normal(size=(10, 1, 3, 3))
+    conv = helper.make_node("Conv", ["x", "W"], ["y"], name="conv", kernel_shape=[3, 3],
+                            pads=[1, 1, 1, 1])
+    onnx.save(model([conv], [("x", ("N", 1, 8, 8))], "y", [("W", w)], out_shape=("N", 10, 8, 8)),
+              d / "map_output.onnx")
+    made["map_output.onnx"] = str(d / "map_output.onnx")
+    flat = helper.make_node("Flatten", ["x"], ["f"], name="flat")
+    gemm = helper.make_node("Gemm", ["f", "W1"], ["y"], name="gemm", transB=1)
+    onnx.save(model([flat, gemm], [("x", ("N", 1, 8, 8))], "y", [("W1", np.ones((1, 64)))],
+                    out_shape=("N", 1)), d / "one_output.onnx")
+    made["one_output.onnx"] = str(d / "one_output.onnx")
+    return made
+
+
+CASES = [
+    (["--data", "{labels_big.npz}"], ["labels_big.npz", "[0, 10)", "50"]),
+    (["--data", "{labels_negative.npz}"], ["labels_negative.npz", "[0, 10)"]),
+    (["--data", "{empty.npz}"], ["empty.npz", "N > 0"]),
+    (["--data", "{scalar_x.npz}"], ["scalar_x.npz", "shape ()"]),
+    (["--data", "{objects.npz}"], ["objects.npz", "Python objects"]),
+    (["--data", "{huge.npz}"], ["huge.npz", "1e+30"]),
+    (["--data", "{plain.npy}"], ["plain.npy", ".npz"]),
+    (["--data", "{table.csv}"], ["table.csv", ".npz", "arrays x"]),
+    (["--data", "{dir}"], ["is a directory"]),
+    (["--calib", "{calib_zero.npz}"], ["all zero"]),
+    (["--calib", "{digits_mycalib.npz}"], ["digits_mycalib.npz", "(1, 5, 5)"]),
+    (["{map_output.onnx}"], ["map_output.onnx", "(10, 8, 8)", "classes"]),
+    (["{one_output.onnx}"], ["one_output.onnx", "(1,)", "at least 2 classes"]),
+]
+
+
+@pytest.mark.parametrize("argv, words", CASES, ids=lambda v: str(v)[:40])
+def test_bad_input_exits_2_naming_it(capsys, files, argv, words):
+    argv = [re.sub(r"\{([^}]+)\}", lambda m: files[m.group(1)], a) for a in argv]
+    code, out, err = run_cli(capsys, "run", *argv, "--precision", "float", "--limit", "10")
+    assert code == 2, (out, err)
+    assert err.startswith("neurosim: error: ") and "Traceback" not in err
+    for w in words:
+        assert w in err, err
