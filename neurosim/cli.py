@@ -189,7 +189,7 @@ def _load_inputs(args):
         raise UserError(f"{model_path}: the output '{graph.output}' has shape {out} per image; "
                         f"neurosim classifies, so it expects (classes,) with at least 2 classes "
                         f"(add a Flatten/Gemm head, or export the classifier's logits)")
-    profile = load_profile(args.hw or DEFAULT_HW)
+    profile = load_profile(DEFAULT_HW if args.hw is None else args.hw)
     data = load_data(args.data, graph.input_shape).head(args.limit)
     check_labels(data, out[0])
     calib = load_calibration(args.calib, graph.input_shape)
@@ -316,7 +316,7 @@ def cmd_compare(args) -> int:
     from .simulate import format_comparison, run_codings
 
     specs = args.coding or ["all"]
-    hws = args.hw or [DEFAULT_HW]
+    hws = [DEFAULT_HW] if args.hw is None else args.hw
     args.hw = hws[0]
     graph, _, data, calib = _load_inputs(args)
     profiles = [load_profile(h) for h in hws]  # every profile is checked before any run

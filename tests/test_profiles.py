@@ -163,3 +163,35 @@ def test_mapping_that_does_not_fit_names_the_layer():
 def test_mapping_rejects_bad_layer_sizes():
     with pytest.raises(UserError, match="neurons"):
         map_layers([LayerSize("x", -1, 0)], load_profile("asic_45nm"))
+
+
+def _edited(tmp_path, old: str, new: str, name: str = "edited.yaml") -> Path:
+    text = LOIHI.read_text()
+    assert old in text
+    p = tmp_path / name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_duplicate_key_names_both_lines(tmp_path):
+    p = _edited(tmp_path, "  synop:\n    value: 23.6\n",
+                "  synop:\n    value: 23.6\n    value: 2.36\n")
+    with pytest.raises(UserError, match=r"edited\.yaml: key 'value' is given twice, at line 66 "
+                                        r"and at line 67"):
+        load_profile(p)
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("  synop:\n    value: 23.6\n", "  synop:\n    value: 2.36e+13\n", "energy_pj.synop.value"),
+    ("static_power_w:\n  value: 0.104\n", "static_power_w:\n  value: 1.0e+40\n",
+     "static_power_w.value"),
+])
+def test_absurd_values_are_rejected_with_their_unit(tmp_path, old, new, key):
+    with pytest.raises(UserError, match=rf": {key}: expected at most"):
+        load_profile(_edited(tmp_path, old, new))
+
+
+def test_empty_profile_name_is_an_error():
+    with pytest.raises(UserError, match="empty profile name"):
+        load_profile("")
+

@@ -199,6 +199,9 @@ def bundled_profiles() -> list[Path]:
 def resolve_profile_path(path_or_name) -> Path:
     """A path as given, or a bare name (``loihi_like``) -> ``hw_configs/loihi_like.yaml``."""
     s = str(path_or_name)
+    if not s.strip():
+        raise UserError("--hw: an empty profile name; expected a YAML file path or one of the "
+                        f"bundled names {', '.join(q.stem for q in bundled_profiles())}")
     looks_like_path = isinstance(path_or_name, Path) or "/" in s or "\\" in s or s.endswith(
         (".yaml", ".yml"))
     if looks_like_path:
@@ -244,7 +247,7 @@ def _describe(v) -> str:
 class _Checker:
     def __init__(self, path: Path):
         self.path = path
-        self.source_ids: list[str] = []
+        self.source_ids: dict[str, None] = {}  # ordered for messages, O(1) lookups
         self.provenance: dict[str, Sourced] = {}
 
     def fail(self, key: str, expected: str, found) -> None:
@@ -288,6 +291,9 @@ class _Checker:
             self.fail(key, "a finite number", v)
         if v < 0:
             self.fail(key, "a number >= 0", v)
+        limit = _sane_limit(key)
+        if limit is not None and v > limit[0]:
+            self.fail(key, f"at most {limit[0]:g} {limit[1]}", v)
         return v
 
     def sourced(self, key: str, v) -> Sourced:
@@ -323,6 +329,48 @@ class _Checker:
         return v
 
 
+# Upper bounds no real chip comes near, per key prefix, with the unit of the message: a value
+# beyond them is a typo or a unit mix-up (J for pJ, Hz for GHz) that would otherwise print
+# inf / nan energies. Bit widths and counts have their own checks.
+SANE_LIMITS = (
+    ("energy_pj.", 1e6, "pJ per action (1 µJ)"),
+    ("static_power_w.", 1e4, "W"),
+    ("timing.per_action.", 1e9, "ns or cycles per action (1 s at 1 GHz)"),
+    ("timing.clock_hz.", 1e12, "Hz"),
+    ("timing.barrier_ns.", 1e9, "ns"),
+    ("timing.min_step_ns.", 1e10, "ns"),
+    ("cores.count.", 1e7, "cores"),
+    ("cores.neurons_per_core.", 1e9, "neurons"),
+    ("cores.synapse_memory_bits.", 1e15, "bits"),
+    ("cores.bits_per_synapse.", 1e3, "bits"),
+    ("cores.hop_energy_pj.", 1e6, "pJ"),
+    ("cores.hop_latency_ns.", 1e9, "ns"),
+)
+
+
+def _sane_limit(key: str) -> tuple[float, str] | None:
+    for prefix, limit, unit in SANE_LIMITS:
+        if key.startswith(prefix) or key == prefix.rstrip("."):
+            return limit, unit
+    return None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (plain YAML lets
+    the last one win, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise UserError(f"{{path}}: key {key!r} is given twice, at line {seen[key]} and "
+                                f"at line {line}; keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _join(a: str, b: str) -> str:
     return f"{a}.{b}" if a else b
 
@@ -345,7 +393,9 @@ def load_profile(path_or_name) -> Profile:
     if not text.strip():
         raise UserError(f"{path}: (top level): expected a hardware profile mapping, found an empty file")
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except UserError as e:
+        raise UserError(str(e).replace("{path}", str(path))) from None
     except yaml.YAMLError as e:
         where = ""
         mark = getattr(e, "problem_mark", None)
@@ -382,7 +432,7 @@ def _validate(path: Path, doc) -> Profile:
         ref = c.text(f"{key}.reference", s["reference"])
         url = c.text(f"{key}.url", s["url"]) if "url" in s else ""
         note = c.text(f"{key}.note", s["note"]) if "note" in s else ""
-        c.source_ids.append(sid)
+        c.source_ids[sid] = None
         sources.append(Source(sid, ref, url, note))
 
     # arithmetic (DESIGN §4)
