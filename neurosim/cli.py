@@ -125,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
         p.add_argument("--out", metavar="DIR", help="directory for report files")
         p.add_argument("--seed", type=int, metavar="S", help="seed for random encoders")
+        p.add_argument("--allow-overflow", action="store_true",
+                       help="run even when a scheme's register range does not fit the profile's "
+                            "state_bits (a loud warning instead of an error; overflows are "
+                            "counted and reported)")
 
     run = sub.add_parser("run", help="import a model and measure it (the main job)",
                          description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +173,16 @@ def _note_first_compile() -> None:
               "from the cache)", file=sys.stderr, flush=True)
 
 
+def _with_overflow_policy(profile, args):
+    """The profile with --allow-overflow applied to its arithmetic."""
+    import dataclasses
+
+    if not getattr(args, "allow_overflow", False):
+        return profile
+    return dataclasses.replace(profile, arithmetic=dataclasses.replace(profile.arithmetic,
+                                                                       allow_overflow=True))
+
+
 def _load_inputs(args):
     """Model, profile, test data and calibration data of a run/check command."""
     from .data import check_labels, load_calibration, load_data
@@ -189,7 +203,7 @@ def _load_inputs(args):
         raise UserError(f"{model_path}: the output '{graph.output}' has shape {out} per image; "
                         f"neurosim classifies, so it expects (classes,) with at least 2 classes "
                         f"(add a Flatten/Gemm head, or export the classifier's logits)")
-    profile = load_profile(DEFAULT_HW if args.hw is None else args.hw)
+    profile = _with_overflow_policy(load_profile(DEFAULT_HW if args.hw is None else args.hw), args)
     data = load_data(args.data, graph.input_shape).head(args.limit)
     check_labels(data, out[0])
     calib = load_calibration(args.calib, graph.input_shape)
@@ -319,7 +333,7 @@ def cmd_compare(args) -> int:
     hws = [DEFAULT_HW] if args.hw is None else args.hw
     args.hw = hws[0]
     graph, _, data, calib = _load_inputs(args)
-    profiles = [load_profile(h) for h in hws]  # every profile is checked before any run
+    profiles = [_with_overflow_policy(load_profile(h), args) for h in hws]  # all checked first
     expand_codings(specs)
     _note_first_compile()
     acc = ann.accuracy(graph, data.x, data.y)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+import numpy as np
 from tabulate import tabulate
 
 from .calibrate import calibrate
+from .counts import ACTION_INDEX
 from .data import Dataset
 from .energy import energy
 from .errors import UserError
@@ -41,7 +43,9 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
         raise UserError(f"--precision {precision} needs a hardware profile (--hw)")
     codings = expand_codings(specs)
     scales_by_percentile: dict[float, dict[str, float]] = {}  # calibrate once per percentile
-    runs = []
+    # every coding is converted and quantized before any simulation runs: a bad setting (a
+    # register range that does not fit) stops the command before minutes of work, not after
+    prepared = []
     for name, params in codings:
         scheme = get_scheme(name)
         q = params.get("percentile")
@@ -51,11 +55,15 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
                 scales_by_percentile[q] = calibrate(graph, calib_data.x, q)
             scales = scales_by_percentile[q]
         snn = scheme.build(graph, calib_data.x, params, scales=scales)
+        fixed = scheme.quantize(snn, profile.arithmetic) if precision != "float" else None
+        prepared.append((name, params, scheme, snn, fixed))
+    runs = []
+    for name, params, scheme, snn, fixed in prepared:
         flt = fx = None
+        warnings = list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
         if precision in ("float", "both"):
             flt = scheme.simulate(snn, data.x)
-        if precision in ("fixed", "both"):
-            fixed = scheme.quantize(snn, profile.arithmetic)
+        if fixed is not None:
             step = (lambda done, total, _n=name: progress(f"{_n} fixed point", done, total)) \
                 if progress else None
             fx = scheme.simulate_fixed(fixed, data.x, progress=step)
@@ -75,7 +83,8 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
             "energy_pj": None,
             "latency_s": None,
             "throughput_fps": None,  # comes with the SimPy pipeline model (DESIGN §6)
-            "overflows": int(fx.counts.total()["overflow"]) if fx else None,
+            "overflows": per_image["overflow"] if fx else None,
+            "warnings": warnings,
         }
         if fx:
             rep = energy(fx.counts, profile).per_inference()
@@ -84,6 +93,17 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
                                 "by_layer": rep["by_layer"]}
             run["latency_s"] = rep["latency_s"]
             run["overflows_by_layer"] = fx.extra["overflow_by_layer"]
+            run["overflows_total"] = int(fx.counts.total()["overflow"])
+            hit = fx.counts.by_image[:, :, ACTION_INDEX["overflow"]].sum(axis=1) > 0 \
+                if fx.counts.by_image is not None else np.zeros(0, bool)
+            run["overflow_images"] = int(hit.sum())
+            if run["overflows_total"]:
+                warnings.append(
+                    f"{run['coding']}: {run['overflows_total']:,} register overflows "
+                    f"(saturated or wrapped) in {run['overflow_images']} of {len(data)} images; "
+                    f"the fixed-point accuracy is degraded by overflow (per layer: "
+                    + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
+                    + ")")
         runs.append(run)
     return runs
 
@@ -107,7 +127,7 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
             f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
             "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
             "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
-            "-" if r["overflows"] is None else f"{r['overflows']:,}"])
+            "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
         if e:
             parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
             shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
@@ -123,7 +143,13 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
                      disable_numparse=True, colalign=("left",) + ("right",) * 7)
     head = f"ANN accuracy {ann_accuracy:.4f}"
     wrapped = [textwrap.fill(n, 100, subsequent_indent="  ") for n in notes]
-    return "\n".join([head, table] + wrapped)
+    return "\n".join(format_warnings(runs) + [head, table] + wrapped)
+
+
+def format_warnings(runs: list[dict[str, Any]]) -> list[str]:
+    """Every run's warnings, loud and wrapped: they go above the tables, not below."""
+    return [textwrap.fill(f"WARNING: {w}", 100, subsequent_indent="  ")
+            for r in runs for w in r.get("warnings", [])]
 
 
 def _si(v: float) -> str:
@@ -162,7 +188,7 @@ def format_comparison(runs: list[dict[str, Any]], ann_accuracy: float, ann_macs:
                          f"profile's mac price): weight reads = synops + reads beyond "
                          f"them (TTFS reaccumulate); µJ dyn = dynamic energy (static power "
                          f"excluded)", 100)
-    return f"{head}\n{table}"
+    return "\n".join(format_warnings(runs) + [head, table])
 
 
 def _comparison_table(rows) -> str:

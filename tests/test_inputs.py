@@ -3,7 +3,9 @@ culprit, never a traceback, never a silent number."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,6 +16,8 @@ from neurosim.cli import main
 from neurosim.data import digits
 
 from onnx_builders import model
+
+ROOT = Path(__file__).parents[1]
 
 
 def run_cli(capsys, *argv):
@@ -86,5 +90,52 @@ def test_bad_input_exits_2_naming_it(capsys, files, argv, words):
     code, out, err = run_cli(capsys, "run", *argv, "--precision", "float", "--limit", "10")
     assert code == 2, (out, err)
     assert err.startswith("neurosim: error: ") and "Traceback" not in err
+    for w in words:
+        assert w in err, err
+
+
+def test_register_range_that_does_not_fit_is_an_error_before_running(capsys):
+    code, out, err = run_cli(capsys, "run", "--coding", "sws:Tc=20", "--limit", "20")
+    assert code == 2 and "Traceback" not in err
+    for w in ("Tc=20", "needs 31 state bits", "has 24", "largest Tc that fits is 13",
+              "--allow-overflow"):
+        assert w in err, err
+    assert "fixed\nacc" not in out  # nothing was simulated
+
+
+def test_allow_overflow_runs_with_a_loud_warning(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "run", "--coding", "sws:Tc=20", "--limit", "20",
+                             "--allow-overflow", "--json", str(out_json))
+    assert code == 0, err
+    warning = out.index("WARNING:")
+    assert warning < out.index("ANN accuracy")  # above the table
+    (run,) = json.loads(out_json.read_text())["runs"]
+    assert run["warnings"] and "needs 31 state bits" in run["warnings"][0]
+    assert {"overflows", "overflows_total", "overflow_images"} <= set(run)
+
+
+def test_overflows_are_reported_per_image_and_in_total(capsys, tmp_path):
+    # λ at the 50th percentile: half the activations exceed λ and many exceed the 2λ the
+    # registers hold, so they saturate
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(capsys, "run", "--coding", "sws:Tc=4,percentile=50", "--limit",
+                             "40", "--precision", "fixed", "--json", str(out_json))
+    assert code == 0, err
+    (run,) = json.loads(out_json.read_text())["runs"]
+    assert run["overflows_total"] > 0
+    assert "degraded by overflow" in out and out.index("WARNING:") < out.index("ANN accuracy")
+    assert 0 < run["overflow_images"] <= 40
+    assert run["overflows"] == pytest.approx(run["overflows_total"] / 40)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("sws:Tc=1024", ["Tc=1024", "float64", "Tc ≤ 50"]),
+    ("sws:Tc=30,beta=1.25", []),  # 30·log2(1.25) + ... spans little: accepted
+])
+def test_sws_spans_beyond_float64_are_refused(capsys, spec, words):
+    code, out, err = run_cli(capsys, "run", "--coding", spec, "--limit", "5",
+                             "--precision", "float")
+    assert (code == 2) == bool(words), err
     for w in words:
         assert w in err, err

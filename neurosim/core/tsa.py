@@ -30,7 +30,7 @@ semantics".
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -77,6 +77,7 @@ class TSAInfo:
     scale: np.ndarray  # (layers,) Q_l: state units per spike amplitude
     frac: np.ndarray  # (layers,) fractional state bits
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+    warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
 # ---- quantizer -------------------------------------------------------------------------------
@@ -96,15 +97,19 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
     wmax = (1 << (wb - 1)) - 1
     ratio = snn.threshold_ratio
 
+    warnings = check_range(snn, arithmetic)
     kinds, scales, thr, rst, biases, bits_used, fracs, recv, fire = ([] for _ in range(9))
     projections = ProjectionBuilder()
     for l, pop in enumerate(snn.populations):
         recv.append(snn.input_window(pop))
         fire.append(snn.fire_window(pop) if pop.kind != "readout" else (1, 0))
         if pop.kind == "input":
+            # an input of one spike amplitude is 2^(weight_bits−1) units at full precision;
+            # the register headroom then goes to fractional bits, as for any layer
             kinds.append(ENCODER)
-            fracs.append(fb)
-            q = 2.0 ** (wb - 1 + fb)
+            wscale, frac = _layer_scale(float(wmax + 1), snn.geometric, sb, fb, True)
+            fracs.append(frac)
+            q = wscale * 2.0 ** frac
             scales.append(q)
             thr.append(ratio * q)
             rst.append(q)
@@ -148,12 +153,69 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         current=snn.encoder == "current", amp_shifts=shifts, amp_adds=adds)
     info = TSAInfo(Tc=snn.Tc, Ts=snn.Ts, beta=beta, encoder=snn.encoder,
                    thetas=np.array([p.theta for p in snn.populations]), scale=np.array(scales),
-                   frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used))
+                   frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
+                   warnings=warnings)
     active = np.stack([recv_a[:, 0], np.maximum(recv_a[:, 1], fire_a[:, 1])], axis=1)
     return EventNetwork(
         names=[p.name for p in snn.populations], shapes=[tuple(p.shape) for p in snn.populations],
         size=sizes, active=active, regs=2 if snn.relu_counterpart else 1,
         steps=snn.latency_steps, model=model, info=info, **projections.arrays(info.frac))
+
+
+def needed_state_bits(snn, Tc: int | None = None, weight_bits: int = 8) -> dict[str, int]:
+    """{population: state bits its registers need}: the largest state,
+    ``STATE_HEADROOM·Σβ^k·β^Ts`` spike amplitudes, with one spike amplitude at full weight
+    precision (the largest weight into the layer = 2^(weight_bits−1)−1 units; the input: one
+    amplitude = 2^(weight_bits−1) units) and no fractional bits, plus the sign bit."""
+    Tc = snn.Tc if Tc is None else Tc
+    geometric = sum(snn.beta ** k for k in range(Tc))
+    unit = 2.0 ** (weight_bits - 1)
+    out = {}
+    for pop in snn.populations:
+        if pop.kind == "maxpool":
+            continue
+        biggest = 1.0 if pop.kind == "input" else \
+            max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
+        q_full = unit if pop.kind == "input" else (unit - 1) / biggest
+        largest = STATE_HEADROOM * geometric * snn.beta ** snn.silent(pop) * q_full
+        out[pop.name] = int(np.ceil(np.log2(largest))) + 1
+    return out
+
+
+# Below this many weight bits a converted network is no longer the network it was (measured on
+# digits_cnn, SWS Tc=8: 4-bit weights 0.894, 5-bit 0.944, 6-bit 0.969, float 0.969). The
+# quantizer gives up weight bits to fit the registers (see _layer_scale) down to this, not below.
+MIN_WEIGHT_BITS = 4
+
+
+def check_range(snn, arithmetic) -> list[str]:
+    """The registers' range against ``state_bits`` (DESIGN §4: a range that does not fit is an
+    error, never a quiet number). A layer that cannot hold its range even with MIN_WEIGHT_BITS
+    weights is an error naming it, the bits needed and available, and the largest Tc that
+    fits; with the profile's arithmetic allowing overflow (``--allow-overflow``) it is returned
+    as a warning instead. Fewer weight bits than the profile's (but at least MIN_WEIGHT_BITS)
+    are not an error: ``weight_bits_used`` reports them."""
+    wb, sb = int(arithmetic.weight_bits), int(arithmetic.state_bits)
+    least = min(MIN_WEIGHT_BITS, wb)
+    needed = needed_state_bits(snn, weight_bits=least)
+    short = {name: bits for name, bits in needed.items() if bits > sb}
+    if not short:
+        return []
+    fits = [tc for tc in range(snn.Tc - 1, 0, -1)
+            if max(needed_state_bits(snn, tc, least).values()) <= sb]
+    name, bits = max(short.items(), key=lambda kv: kv[1])
+    full = needed_state_bits(snn, weight_bits=wb)[name]
+    what = (f"coding 'sws' at Tc={snn.Tc}, Ts={snn.Ts}, beta={snn.beta:g}: layer '{name}' needs "
+            f"{bits} state bits to hold its range ({STATE_HEADROOM:g}·Σβ^k·β^Ts spike "
+            f"amplitudes) with even {least}-bit weights ({full} with the profile's {wb}-bit "
+            f"weights); the profile has {sb}"
+            + (f" ({len(short) - 1} more layer(s) short)" if len(short) > 1 else "")
+            + (f"; the largest Tc that fits is {fits[0]}" if fits else "; no Tc fits"))
+    if not arithmetic.allow_overflow:
+        raise UserError(what + "; or pass --allow-overflow to run anyway with counted "
+                               "saturations")
+    return [what + ": running anyway (--allow-overflow): its weights keep fewer bits than "
+                   f"{least}, expect a collapse of the fixed-point accuracy or saturations"]
 
 
 def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: int,

@@ -111,6 +111,9 @@ class Arithmetic:
     round: str
     max_beta_terms: int
     note: str = ""
+    # not a profile key: set by --allow-overflow. A scheme whose register range does not fit
+    # state_bits then runs with a loud warning instead of stopping with an error.
+    allow_overflow: bool = False
 
 
 @dataclass(frozen=True)

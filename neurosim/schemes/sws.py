@@ -35,6 +35,7 @@ heavier-weighted steps came from another input, so the decoded value can differ 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ ENCODERS = ("current", "potential")
 
 
 # --------------------------------------------------------------------------- parameters
+
+MAX_SPAN_BITS = 52  # float64 mantissa: the spike amplitudes' span β^(Tc+Ts) must fit
 
 def _positive_int(v):
     return None if v >= 1 else "a positive integer"
@@ -560,6 +563,14 @@ class SWSScheme(Scheme):
     def check(self, params: dict[str, Any]) -> None:
         for p in self.params:  # also covers values set in code rather than parsed
             p.validate(params[p.name], self.name)
+        # spike amplitudes span β^(Tc+Ts): beyond float64's 52-bit mantissa the float
+        # simulator can no longer resolve the smallest amplitude against the largest
+        span = (params["Tc"] + params["Ts"]) * math.log2(params["beta"])
+        if span > MAX_SPAN_BITS:
+            largest = int(MAX_SPAN_BITS / math.log2(params["beta"])) - params["Ts"]
+            raise UserError(f"coding 'sws': Tc={params['Tc']}, Ts={params['Ts']} at "
+                            f"beta={params['beta']:g} span β^(Tc+Ts) = 2^{span:.0f}, beyond the "
+                            f"2^{MAX_SPAN_BITS} float64 can resolve; use Tc ≤ {max(largest, 1)}")
 
     def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
               scales: dict[str, float] | None = None) -> SWSNet:
