@@ -9,13 +9,15 @@ fixed accuracy per width.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
+from . import ann
 from .data import Dataset
-from .graph import Graph
+from .graph import Conv, Dense, Graph
 from .schemes import expand_codings, format_spec, get_scheme
 
 SWEEP_BITS = tuple(range(4, 13))
@@ -40,7 +42,11 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                            "mean_abs_error_over_lambda": float(err),
                            "overflows": int(fx.extra["overflow_by_layer"].get(pop.name, 0)),
                            "weight_bits_used": _finite(fx.extra["weight_bits_used"].get(pop.name)),
-                           "frac_bits": fx.extra["frac_bits"].get(pop.name)})
+                           "frac_bits": fx.extra["frac_bits"].get(pop.name),
+                           "register_high_over_theta": _finite(
+                               fx.extra.get("register_high", {}).get(pop.name))})
+            if "state_bits_needed" in fx.extra:  # None: the register overflowed
+                layers[-1]["state_bits_needed"] = fx.extra["state_bits_needed"][pop.name]
         widths = []
         for bits in sweep:
             ar = dataclasses.replace(profile.arithmetic, weight_bits=bits,
@@ -49,6 +55,9 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
             r = scheme.simulate_fixed(scheme.quantize(snn, ar), data.x)
             widths.append({"weight_bits": bits, "state_bits": ar.state_bits,
                            "accuracy": r.accuracy(data.y),
+                           "ann_quantized_accuracy": ann.accuracy(
+                               quantized_weights(graph, bits, ar.weight_scale == "per_layer_pow2"),
+                               data.x, data.y),
                            "overflows": int(r.counts.total()["overflow"])})
             if progress:
                 progress(f"{name}: weight_bits={bits}")
@@ -59,8 +68,40 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
             "overflows": int(fx.counts.total()["overflow"]),
             "layers": layers,
             "weight_bits_sweep": widths,
+            "weight_bits_within_half_point": next(
+                (w["weight_bits"] for w in widths
+                 if all(v["accuracy"] >= flt.accuracy(data.y) - 0.005 for v in widths
+                        if v["weight_bits"] >= w["weight_bits"])), None),
+            "state_bits_needed": _most_needed(layers),
         })
     return results
+
+
+def _most_needed(layers) -> int | str | None:
+    """The largest state-bit need over the layers; 'overflow' if a register overflowed (it
+    needed more than it had); None if the scheme does not report it."""
+    needs = [l["state_bits_needed"] for l in layers if "state_bits_needed" in l]
+    if not needs:
+        return None
+    if any(n is None for n in needs):
+        return "overflow"
+    return max(needs)
+
+
+def quantized_weights(graph: Graph, bits: int, pow2: bool) -> Graph:
+    """The ANN with every Conv/Dense weight rounded to ``bits`` signed bits, one scale per
+    node (a power of two with ``pow2``), biases kept: weight quantization alone, without
+    spikes, so a fixed-point loss can be split into its two causes."""
+    top = (1 << (bits - 1)) - 1
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, (Conv, Dense)) and np.any(node.weight):
+            scale = top / np.abs(node.weight).max()
+            if pow2:
+                scale = 2.0 ** np.floor(np.log2(scale))
+            node = dataclasses.replace(node, weight=np.round(node.weight * scale) / scale)
+        nodes[name] = node
+    return dataclasses.replace(graph, nodes=nodes)
 
 
 def _finite(v):
@@ -78,18 +119,36 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
             [[_short(l["layer"]), l["kind"], f"{l['mean_abs_error_over_lambda']:.4f}",
               f"{l['overflows']:,}",
               "-" if l["weight_bits_used"] is None else f"{l['weight_bits_used']:.1f}",
-              "-" if l["frac_bits"] is None else l["frac_bits"]]
+              "-" if l["frac_bits"] is None else l["frac_bits"],
+              "-" if l["register_high_over_theta"] is None else f"{l['register_high_over_theta']:,.0f}",
+              "-" if "state_bits_needed" not in l else (
+                  "overflow" if l["state_bits_needed"] is None else l["state_bits_needed"])]
              for l in r["layers"]],
-            headers=["layer", "kind", "mean |fixed−float|/λ", "overflows", "weight bits used",
-                     "frac bits"],
-            disable_numparse=True, colalign=("left", "left", "right", "right", "right", "right")))
+            headers=["layer", "kind", "mean |fixed\n−float|/λ", "overflows", "weight\nbits used",
+                     "frac\nbits", "high-water\n/θ", "state bits\nneeded"],
+            disable_numparse=True, colalign=("left", "left") + ("right",) * 6))
         out.append("")
         out.append(tabulate(
             [[w["weight_bits"], w["state_bits"], f"{w['accuracy']:.4f}",
-              f"{100 * (w['accuracy'] - a['float']):+.2f}", f"{w['overflows']:,}"]
+              f"{100 * (w['accuracy'] - a['float']):+.2f}", f"{w['ann_quantized_accuracy']:.4f}",
+              f"{w['overflows']:,}"]
              for w in r["weight_bits_sweep"]],
-            headers=["weight bits", "state bits", "fixed acc", "vs float pp", "overflows"],
-            disable_numparse=True, colalign=("right",) * 5))
+            headers=["weight bits", "state bits", "fixed acc", "vs float pp",
+                     "ANN, same\nweight bits", "overflows"],
+            disable_numparse=True, colalign=("right",) * 6))
+        half = r["weight_bits_within_half_point"]
+        need = r["state_bits_needed"]
+        out.append(textwrap.fill(
+            f"For a chip designer: {r['coding']} stays within 0.5 points of float from "
+            + (f"{half}-bit weights on" if half else "no swept weight width")
+            + "; its registers need "
+            + (f"{need} state bits at the weights' resolution (the largest high-water mark "
+               f"above, fractional bits excluded)" if isinstance(need, int) else
+               "more state bits than the profile has (they overflowed)" if need else
+               "(not reported by this scheme) state bits")
+            + ". The 'ANN, same weight bits' column is the ANN alone with its weights "
+              "quantized the same way: a gap between it and float is weight quantization, "
+              "the rest is spiking arithmetic.", 100))
         out.append("")
     return "\n".join(out).rstrip()
 

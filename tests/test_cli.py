@@ -136,6 +136,13 @@ def test_check_reports_layers_and_weight_sweep(capsys, tmp_path):
     accs = [w["accuracy"] for w in r["weight_bits_sweep"]]
     assert accs[-1] >= accs[0]  # 12-bit weights are no worse than 4-bit ones
     assert "weight bits" in out and max(map(len, out.splitlines())) <= 100
+    # what a chip designer needs: state bits per layer from the registers' high-water marks,
+    # the weight width that keeps accuracy, and the ANN with the same quantized weights
+    need = [l["state_bits_needed"] for l in r["layers"]]
+    assert all(isinstance(n, int) and 2 <= n <= 24 for n in need), need
+    assert r["state_bits_needed"] == max(need) and "state bits" in out
+    assert r["weight_bits_within_half_point"] in range(4, 13)
+    assert all(0.0 <= w["ann_quantized_accuracy"] <= 1.0 for w in r["weight_bits_sweep"])
 
 
 def test_compare_two_profiles_side_by_side(capsys, tmp_path):

@@ -237,7 +237,7 @@ def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, o,
 # ---- the driver ------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
+def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace, watermark):
     # topology fields are read into locals once: a namedtuple field read inside a loop costs
     # a reference-count update per access
     size, offset, active, ring, ring_off = topo.size, topo.offset, topo.active, topo.ring, topo.ring_off
@@ -253,6 +253,8 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
     by_step = np.zeros((chunks, n_layers, steps, N_ACTIONS), np.int64)
     by_image = np.zeros((n_img, n_layers, N_ACTIONS), np.int64)
     spikes = np.zeros((n_img, steps if trace else 0, n_total if trace else 0), np.int8)
+    regs = state.shape[1]
+    high = np.zeros((chunks, n_layers if watermark else 0, regs), np.int64)
     per_chunk = (n_img + chunks - 1) // chunks
     for ch in prange(chunks):
         acc = acc_proto.copy()
@@ -300,7 +302,13 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace):
                     if trace:
                         for e in range(ne_out):
                             spikes[img, t - 1, offset[l] + ev_idx[out + e]] = ev_sign[out + e]
-    return by_step.sum(axis=0), by_image, spikes
+                    if watermark:  # the largest |register| after the step, per layer
+                        for r in range(regs):
+                            m = high[ch, l, r]
+                            for j in range(offset[l], offset[l] + n):
+                                m = max(m, abs(st[r, j]))
+                            high[ch, l, r] = m
+    return by_step.sum(axis=0), by_image, spikes, high
 
 
 def _salt_cache_key(dispatcher):
@@ -323,7 +331,7 @@ _salt_cache_key(_run)
 
 
 def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
-        trace: bool = False, img_base: int = 0):
+        trace: bool = False, img_base: int = 0, watermarks: bool = False):
     """Run a batch through the engine.
 
     ``inputs`` (images, k) int64: each image's input row, handed to the neuron model as is
@@ -332,6 +340,8 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
 
     Returns (state, by_step (layers, steps, actions), by_image (images, layers, actions),
     spikes): spikes (images, steps, neurons) int8 in {−1, 0, 1} with ``trace``, else empty.
+    With ``watermarks``, a fifth item: (layers, regs) the largest |register| any image held
+    after any step (what the registers really need; one more pass over them per step).
     """
     inputs = np.ascontiguousarray(inputs, np.int64)
     if state is None:
@@ -340,28 +350,35 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
     acc = np.zeros(int(net.size.max()), topo.weights.dtype)
     chunks = max(1, min(len(inputs), numba.get_num_threads()))
     with deferred():  # Ctrl-C is taken when numba's threads are done (neurosim.interrupt)
-        by_step, by_image, spikes = _run(net.model, topo, state, inputs, img_base, acc, chunks,
-                                         trace)
+        by_step, by_image, spikes, high = _run(net.model, topo, state, inputs, img_base, acc,
+                                               chunks, trace, watermarks)
+    if watermarks:
+        return state, by_step, by_image, spikes, high.max(axis=0)
     return state, by_step, by_image, spikes
 
 
 def simulate(net: EventNetwork, x: np.ndarray, encode, initial=None, trace: bool = False,
-             batch: int = 256, progress=None):
+             batch: int = 256, progress=None, watermarks: bool = False):
     """Run the images ``x`` (N, *input shape) in batches of ``batch``.
 
     ``encode(net, xb)`` gives a batch's input rows (``run``'s ``inputs``); ``initial(net,
     inputs)`` its initial registers (zeros if None). ``progress(done, total)`` is called
     after each batch. Returns (readout registers (N, regs, readout neurons), ``Counts`` with
-    per-image totals, spikes (N, steps, neurons) int8 with ``trace``, else None).
+    per-image totals, spikes (N, steps, neurons) int8 with ``trace``, else None); with
+    ``watermarks`` a fourth item, the registers' high-water marks (see ``run``).
     """
     n = len(x)
     by_step = np.zeros((net.layers, net.steps, N_ACTIONS), np.int64)
     by_image, readout, trains = [], [], []
+    high = np.zeros((net.layers, net.regs), np.int64)
     ro = net.layer_slice(net.layers - 1)
     for start in range(0, n, batch):
         inputs = encode(net, x[start:start + batch])
         state = initial(net, inputs) if initial else None
-        state, steps, images, spikes = run(net, inputs, state, trace, img_base=start)
+        state, steps, images, spikes, *marks = run(net, inputs, state, trace, img_base=start,
+                                                   watermarks=watermarks)
+        if watermarks:
+            high = np.maximum(high, marks[0])
         by_step += steps
         by_image.append(images)
         readout.append(state[:, :, ro].copy())
@@ -374,4 +391,6 @@ def simulate(net: EventNetwork, x: np.ndarray, encode, initial=None, trace: bool
                     by_image=np.concatenate(by_image) if by_image else empty)
     registers = (np.concatenate(readout) if readout
                  else np.zeros((0, net.regs, int(net.size[-1])), np.int64))
+    if watermarks:
+        return registers, counts, (np.concatenate(trains) if trace else None), high
     return registers, counts, (np.concatenate(trains) if trace else None)

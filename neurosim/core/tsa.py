@@ -483,8 +483,8 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch:
     after each batch of ``batch`` images.
     """
     info = net.info
-    registers, counts, spikes = engine.simulate(net, x, encode_input, initial_state, trace,
-                                                batch, progress)
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial_state,
+                                                       trace, batch, progress, watermarks=trace)
     last = net.layers - 1
     out = net.to_chw(last, registers[:, 0]) / info.scale[-1] * info.thetas[-1]
     decoded = {net.names[-1]: out}
@@ -493,6 +493,16 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch:
              "frac_bits": dict(zip(net.names, info.frac.tolist()))}
     if trace:
         extra["spikes"] = spikes
+        # what the registers needed: the largest |register| in spike amplitudes, and the
+        # state bits that hold it at the weights' resolution (no fractional bits) plus a sign
+        # bit; None where the register overflowed (it needed more than it had)
+        peak = high[0].max(axis=1)
+        overflowed = counts.data[:, :, A_OVF].sum(1) > 0
+        extra["register_high"] = dict(zip(net.names, (peak / info.scale).tolist()))
+        extra["state_bits_needed"] = {
+            name: None if overflowed[l] else
+            int(np.ceil(np.log2(peak[l] / 2.0 ** info.frac[l] + 1))) + 1
+            for l, name in enumerate(net.names)}
         for l, name in enumerate(net.names[:-1]):
             a, b = net.model.fire[l]
             weights = info.beta ** (b - np.arange(a, b + 1))  # β^(Tc−t) over the window
