@@ -23,7 +23,27 @@ SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
     "MaxPool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout",
     "Constant", "Softmax",
+    # on static shapes only (folded to constants): the chain PyTorch exports for
+    # x.view(x.size(0), -1), i.e. Shape → Gather → Unsqueeze → Concat → Reshape
+    "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
 )
+
+# What to do about ops that have no spiking form, said where the model is refused.
+OP_HINTS = {
+    "LeakyRelu": "a negative slope has no form in these spike codings (a neuron cannot fire a "
+                 "negative rate); retrain with ReLU",
+    "PRelu": "a learned negative slope has no spiking form; retrain with ReLU",
+    "Sigmoid": "spiking neurons carry ReLU-like activations; use ReLU inside the network",
+    "Tanh": "spiking neurons carry ReLU-like activations; use ReLU inside the network",
+    "Clip": "use ReLU (a ReLU6 cap is not modelled)",
+    "Mul": "only linear layers and ReLU are converted; fold elementwise scaling into the "
+           "preceding Conv/Gemm before export",
+    "Sub": "only linear layers and ReLU are converted; fold it into a bias before export",
+    "Transpose": "export with channels-first (NCHW) tensors throughout",
+}
+
+# The batch dimension in a folded shape value: 0, which Reshape reads as "copy this dimension".
+BATCH = 0
 
 
 def load_onnx(path: str | Path, name: str | None = None) -> Graph:
@@ -135,9 +155,11 @@ class _Converter:
 
         for n in g.node:
             if n.op_type not in SUPPORTED_OPS:
+                hint = OP_HINTS.get(n.op_type)
                 raise UserError(
                     f"{self.path}: ONNX node '{n.name}' has op type '{n.op_type}', which neurosim "
-                    f"does not support. Supported: {', '.join(SUPPORTED_OPS)}")
+                    f"does not support" + (f": {hint}" if hint else "")
+                    + f". Supported: {', '.join(SUPPORTED_OPS)}")
             if n.domain not in ("", "ai.onnx"):
                 raise self.err(n, f"expected the default ONNX domain, found '{n.domain}'")
             getattr(self, "op_" + n.op_type)(n, _attrs(n))
@@ -386,6 +408,49 @@ class _Converter:
         oh, ow = self._window_out(n, (h, w), k, s, pads, d)
         self.add(n, MaxPool(n.name, (x.name,), (c, oh, ow), kernel=k, stride=s, pads=pads,
                             dilation=d))
+
+    # ---- static shape arithmetic, folded to constants -------------------------------------
+    def _shape_consts(self, n) -> list[np.ndarray]:
+        vals = []
+        for t in n.input:
+            if not t:
+                vals.append(None)
+                continue
+            if t not in self.consts:
+                raise self.err(n, f"supported only on static shape values (as exported for "
+                               f"x.view(x.size(0), -1)); found it applied to the activation '{t}'")
+            vals.append(np.asarray(self.consts[t]))
+        return vals
+
+    def op_Shape(self, n, a):
+        x = self.act(n, n.input[0])
+        full = np.array([BATCH] + list(x.shape), np.int64)
+        start, end = int(a.get("start", 0)), a.get("end")
+        self.consts[n.output[0]] = full[start:None if end is None else int(end)]
+
+    def op_Gather(self, n, a):
+        data, idx = self._shape_consts(n)
+        self.consts[n.output[0]] = np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0)))
+
+    def op_Unsqueeze(self, n, a):
+        vals = self._shape_consts(n)
+        axes = a.get("axes") if "axes" in a else vals[1]
+        self.consts[n.output[0]] = np.expand_dims(vals[0], tuple(int(v) for v in np.ravel(axes)))
+
+    def op_Squeeze(self, n, a):
+        vals = self._shape_consts(n)
+        axes = a.get("axes") if "axes" in a else (vals[1] if len(vals) > 1 else None)
+        self.consts[n.output[0]] = np.squeeze(
+            vals[0], None if axes is None else tuple(int(v) for v in np.ravel(axes)))
+
+    def op_Concat(self, n, a):
+        vals = self._shape_consts(n)
+        self.consts[n.output[0]] = np.concatenate([np.atleast_1d(v) for v in vals],
+                                                  axis=int(a["axis"]))
+
+    def op_Cast(self, n, a):
+        (v,) = self._shape_consts(n)
+        self.consts[n.output[0]] = v
 
     def op_Flatten(self, n, a):
         x = self.act(n, n.input[0])

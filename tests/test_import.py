@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,25 @@ def test_bad_models_are_user_errors(make, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("neurosim: error: ") and "Traceback" not in err
     assert words[0] in err
+
+
+def test_pytorch_view_flatten_chain_is_folded():
+    """x.view(x.size(0), -1) exports Shape → Gather → (Squeeze → Unsqueeze → Cast) → Concat →
+    Reshape: folded to one static Reshape (the fixture also runs against onnxruntime in
+    test_executor_agrees_with_onnxruntime)."""
+    g = load_onnx(FIXTURES / "view_flatten.onnx")
+    assert [n.op for n in g.nodes.values()] == ["input", "conv", "relu", "reshape", "dense"]
+
+
+def test_shape_ops_on_activations_and_leaky_relu_say_what_to_change():
+    path = Path(tempfile.mkdtemp())
+    gather = model([helper.make_node("Gather", ["x", "i"], ["y"], name="g", axis=1)],
+                   [("x", ("N", 10))], "y", [("i", np.arange(3))])
+    onnx.save(gather, path / "gather.onnx")
+    with pytest.raises(UserError, match=r"'g' \(Gather\): supported only on static shape values"):
+        load_onnx(path / "gather.onnx")
+    leaky = model([helper.make_node("LeakyRelu", ["x"], ["y"], name="lr", alpha=0.1)],
+                  [("x", ("N", 10))], "y")
+    onnx.save(leaky, path / "leaky.onnx")
+    with pytest.raises(UserError, match="'lr'.*LeakyRelu.*retrain with ReLU"):
+        load_onnx(path / "leaky.onnx")
