@@ -60,7 +60,8 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     runs = []
     for name, params, scheme, snn, fixed in prepared:
         flt = fx = None
-        warnings = list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
+        warnings = list(getattr(snn, "warnings", []) or [])
+        warnings += list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
         if precision in ("float", "both"):
             flt = scheme.simulate(snn, data.x)
         if fixed is not None:

@@ -139,3 +139,13 @@ def test_sws_spans_beyond_float64_are_refused(capsys, spec, words):
     assert (code == 2) == bool(words), err
     for w in words:
         assert w in err, err
+
+
+def test_sws_maxpool_gate_warns_loudly(capsys, tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 1, (8, 3, 16, 16)), y=np.arange(8))
+    code, out, err = run_cli(capsys, "run", str(ROOT / "tests" / "fixtures" / "vgg.onnx"),
+                             "--data", str(data), "--calib", str(data), "--precision", "float")
+    assert code == 0, err
+    assert "WARNING: coding 'sws': MaxPool" in out and "approximate" in out
+    assert out.index("WARNING") < out.index("ANN accuracy")

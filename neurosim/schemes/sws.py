@@ -143,6 +143,7 @@ class SWSNet:
     relu_counterpart: bool
     encoder: str
     params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader of the result must know
 
     @property
     def geometric(self) -> float:
@@ -241,9 +242,15 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
                             f"needs a linear (or ReLU) output layer as readout")
         out.append(SWSPopulation(p.name, p.kind, p.shape, level[p.name], scales[p.name],
                                  theta[p.name], bias, tuple(projections), relu_output=relu_output))
+    gates = [p.name for p in out if p.kind == "maxpool"]
+    warnings = [f"coding 'sws': MaxPool {', '.join(repr(g) for g in gates)} of {graph.name} "
+                f"run as an approximate gate (SWS has no exact spiking max; measured in "
+                f"reports/sws_reproduction.md, it can cost many points of accuracy); the "
+                f"fixed-point core refuses it; AveragePool converts exactly"] if gates else []
     return SWSNet(graph.name, out, Tc, int(params["Ts"]), beta, csd_terms(beta),
                   float(params["threshold_ratio"]), bool(params["negative_spikes"]),
-                  bool(params["relu_counterpart"]), str(params["encoder"]), dict(params))
+                  bool(params["relu_counterpart"]), str(params["encoder"]), dict(params),
+                  warnings)
 
 
 # --------------------------------------------------------------------------- simulator: neurons
