@@ -19,8 +19,10 @@ import yaml
 from neurosim.counts import PRICE_OF, PRICED_ACTIONS
 from neurosim.errors import UserError, did_you_mean
 
-# Bundled profiles live at the repository top, next to the package (see bundled_dir()).
-_BUNDLED_DIR = Path(__file__).resolve().parents[2] / "hw_configs"
+# Bundled profiles live in hw_configs/ at the repository top; the package reaches them through
+# neurosim/hw_configs, a link in the source tree that a wheel (a non-editable install) holds as
+# a copy (package data), so both installs find them.
+_BUNDLED_DIR = Path(__file__).resolve().parents[1] / "hw_configs"
 
 WEIGHT_SCALES = ("per_layer_pow2", "per_layer")
 OVERFLOWS = ("saturate", "wrap")
