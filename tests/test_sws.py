@@ -32,6 +32,9 @@ ABLATION = {(1.0, 0): "Vth=θ, Ts=0", (0.5, 0): "Vth=θ/2, Ts=0",
 
 
 def _params(spec: str = "sws") -> dict:
+    """The SWS paper's settings: its `current` encoder (eq. 9) unless the spec names one."""
+    if "encoder=" not in spec:
+        spec += ("," if ":" in spec else ":") + "encoder=current"
     return parse_coding(spec)[1]
 
 
@@ -266,7 +269,7 @@ def test_parse_defaults_and_types():
     name, p = parse_coding("sws")
     assert name == "sws"
     assert p == {"Tc": 8, "Ts": 2, "beta": 2.0, "threshold_ratio": 0.5, "negative_spikes": True,
-                 "relu_counterpart": True, "encoder": "current", "amplitude_adjust": 0,
+                 "relu_counterpart": True, "encoder": "potential", "amplitude_adjust": 0,
                  "percentile": 99.99}
     _, p = parse_coding(" sws : Tc=6, beta=1.75 ,negative_spikes=off,encoder=potential ")
     assert (p["Tc"], p["beta"], p["negative_spikes"], p["encoder"]) == (6, 1.75, False, "potential")

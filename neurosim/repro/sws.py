@@ -38,7 +38,10 @@ THEOREM2_BETAS = (1.25, 1.5, 2.0, 3.0, 3.5, 4.0)
 
 
 def _params(**overrides) -> dict:
-    spec = "sws" + (":" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
+    """SWS parameters as the SWS paper runs them: its own `current` encoder (eq. 9) unless a
+    section asks for another (neurosim's default is `potential`)."""
+    overrides.setdefault("encoder", "current")
+    spec = "sws:" + ",".join(f"{k}={v}" for k, v in overrides.items())
     return parse_coding(spec)[1]
 
 

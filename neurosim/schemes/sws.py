@@ -92,8 +92,10 @@ PARAMS = (
           check=_ratio_check),
     Param("negative_spikes", "bool", True, "fire −1 spikes when M ≤ −v"),
     Param("relu_counterpart", "bool", True, "TSA-ReLU (CSS A.6) instead of a plain TSA neuron"),
-    Param("encoder", "enum", "current", "current: p/Σβ^t for Tc steps (SWS eq. 9); "
-          "potential: initial membrane a/β^Tc (CSS Theorem 2)", choices=ENCODERS),
+    Param("encoder", "enum", "potential", "potential: initial membrane a/β^Tc, error ≤ θ/2 "
+          "(CSS Theorem 2); current: p/Σβ^t in each of the Tc steps (SWS eq. 9), off by more "
+          "than θ for 22% of inputs at β=2, Tc=8. Either fires at threshold_ratio",
+          choices=ENCODERS),
     Param("amplitude_adjust", "int", 0, "iterations of data-based θ adjustment (CSS A.3)",
           check=_non_negative_int),
     Param("percentile", "float", 99.99, "calibration percentile q of λ", check=_percentile_check),
