@@ -1,0 +1,716 @@
+"""Rate coding: integrate-and-fire neurons with reset by subtraction (DESIGN §3.2).
+
+The conversion every rate-coded SNN since Diehl et al. (2015) and Rueckauer et al. (2017)
+uses, the baseline of the weighted-spikes paper (its §3.2–3.3): an activation ``a`` of
+population l becomes a firing rate ``a/λ_l`` spikes per step.
+
+* **Conversion** (``convert``): the λ-normalised layers of ``neurosim.schemes._layered``:
+  ``W_l = Ŵ_l·λ_source/λ_l``, per-step bias ``b_l = b̂_l/λ_l``, threshold 1.
+* **Neuron** (hidden layers): ``V ← V + z(t); if V ≥ 1: spike, V ← V − 1`` with
+  ``z(t) = Σ W·s(t) + b``; ``V`` starts at ``v_init`` (0, or 0.5 as in the optimal-initial-
+  potential works). Spikes are +1 only.
+* **Input** (``input``): ``current``: no input spikes, the analog ``x/λ_0`` drives the layers the
+  input projects to, ``z += W·x/λ_0`` every step (Rueckauer's analog input layer); ``regular``:
+  each pixel is an IF neuron (same rule, same ``v_init``) driven by ``clip(x/λ_0, 0, 1)``, so it
+  fires regularly at that rate; ``poisson``: in every step each pixel spikes with probability
+  ``clip(x/λ_0, 0, 1)`` (a seeded Bernoulli draw, see "Poisson draws"). A rate is in [0, 1], so
+  ``regular`` and ``poisson`` clip the pixel there (the bundled digits lie in [0, λ_0]).
+* **Readout**: accumulates ``z`` (with bias) over the T steps without firing; prediction =
+  argmax; output in ANN units = accumulated/T·λ.
+* **Timing**: all layers are active in every step 1..T and a spike reaches the next layer in the
+  step it was fired (DESIGN §2), so residual shortcuts need no delay FIFO. Latency T, one frame
+  every T steps.
+* **Decoded value** of a spiking population: spike count/T·λ.
+* **MaxPool** has a sound rate form: a gate whose output spikes when a spiking input of its
+  window has a spike count above the output's own (so the output's count is the window's
+  largest count). It needs to know *which* inputs of each window spiked, and their counts;
+  the engine's projections deliver only a weighted sum into an accumulator, so MaxPool is not
+  implemented (an error naming the node; use AveragePool).
+
+**Poisson draws.** The draw of pixel ``j`` (its index in the core's channels-last order) in
+step ``t`` of image ``i`` (its index in the whole run) is the top 32 bits of a splitmix64-style
+counter hash of ``(seed, i, t, j)``; it spikes when the draw is below ``round(p·2^32)``. The
+float simulator computes the same hash in numpy, so float and fixed see the same input spikes,
+and results do not depend on batching or threads. The hash is a simulation device: the counted
+hardware is one PRNG step (``shift``) and one ``compare`` per pixel and step.
+
+**State units** (fixed point). In layer l one threshold (the value 1) is
+``Q_l = wscale_l·2^frac_l`` integer state units, a whole number ≥ 1: weights are
+``round(W·wscale_l)`` in ``weight_bits`` (signed) and enter the membrane shifted left by
+``frac_l``; the bias is ``round(b·Q_l)`` per step, the initial membrane ``round(v_init·Q_l)``.
+The membrane must hold the **register range** of the scheme: with reset by subtraction
+nothing bounds it below (a neuron with negative input drifts by ``z`` per step) and a neuron
+with ``z > 1`` accumulates its excess, so ``|V| ≤ 1 + T·max|z|`` thresholds; the readout
+accumulates ``|Σz| ≤ T·max|z|``. The quantizer reserves ``RANGE_PER_STEP·T + 1`` thresholds
+(inputs up to ``RANGE_PER_STEP`` thresholds per step for all T steps) within ``state_bits``
+(at T=256: 513 thresholds, 10 bits and a sign) and, as ``neurosim.core.tsa`` does, serves
+weight precision first and gives the remaining headroom to ``frac_l``, up to the profile's
+``frac_bits`` (with ``per_layer_pow2`` the weight scale is a power of two). Beyond the
+reserved range registers saturate or wrap (profile ``overflow``), counted as ``overflow``.
+Encoder (``regular``): one threshold is ``Q_0 = 2^min(weight_bits−1+frac_bits, state_bits−2)``
+units and the drive ``round(clip(x/λ_0, 0, 1)·Q_0)``, so its membrane stays in [0, 2·Q_0) and
+cannot overflow.
+Input current (``current``): pixels ``x_q = round(x/λ_0·Q_0)`` (same ``Q_0``); the current of
+a layer fed by the input is ``(Σ (w_int << frac_l)·x_q) >> log2(Q_0)`` (right shift rounded by
+the profile's ``round``), computed once per image (a dense integer MAC, counted as ``mac``),
+held in a ``state_bits`` current register (fitted, overflow counted once per image) and added
+every step.
+
+**Counted actions** (per image; a fan-out synop and FIFO traffic are counted by the engine):
+
+| action | counted |
+|---|---|
+| `synop` | per spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1) |
+| `weight_read` | 0: a synop includes its weight read |
+| `mac` | `input=current` only: one per stored synapse of each projection from the input, once per image (step 1), in the layer it feeds: the integer W·x |
+| `state_read` | per neuron and step of the hidden layers, the readout and the `regular` encoder: 1 (membrane; the readout's accumulator); `input=current`: +1 per neuron of a layer fed by the input (its current register). The `poisson` encoder has no membrane: 0 |
+| `state_write` | as `state_read` for the membrane; `input=current`: +1 per neuron of a layer fed by the input at step 1 only (writing its current register) |
+| `add` | per neuron and step of the hidden layers, the readout and the `regular` encoder: 1 (dendritic accumulator, or the encoder's drive, into the membrane); `input=current`: +1 per neuron of a layer fed by the input (its current); +1 per spike (reset: V − 1) |
+| `shift` | `input=poisson`: 1 per pixel and step (one PRNG step) |
+| `compare` | per neuron and step of a firing layer (hidden, `regular` encoder, `poisson`: draw < p): 1; the readout never compares |
+| `spike_out_pos` | per emitted spike (rate coding has no negative spikes: `spike_out_neg` = 0) |
+| `bias_add` | per neuron with a non-zero bias, per step (hidden layers and readout) |
+| `fifo_write`, `fifo_read` | 0: every projection arrives in the step it was fired |
+| `overflow` | per membrane fit that saturated or wrapped (one fit per neuron and step, after the integration; the reset subtracts from V ≥ threshold and cannot overflow); `input=current`: per current register that overflowed, once per image |
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from ..calibrate import calibrate, check_percentile
+from ..core import engine
+from ..core.network import EventNetwork, ProjectionBuilder, core_order, hwc_perm
+from ..core.reference import reference_model
+from ..counts import ACTION_INDEX, Counts
+from ..errors import UserError
+from ..fixed_point import fit_np, shift_right_np, state_limits
+from ..graph import Graph, populations
+from ..projection import ConvMap, DenseMap
+from ._layered import Layer, input_sum, normalise
+from .base import Param, Scheme, SimResult
+
+INPUTS = ("current", "poisson", "regular")
+V_INITS = (0.0, 0.5)
+# Registers hold RANGE_PER_STEP·T + 1 thresholds (module docstring, "State units"): a
+# membrane saturates only if its input stays beyond ±RANGE_PER_STEP thresholds per step for
+# all T steps. Measured: the normalised pre-activations (ANN pre-activation/λ at q = 99.9) of
+# every population of the three bundled models lie within [−1.83, 1.77] on every calibration
+# image, so 2 covers them.
+RANGE_PER_STEP = 2.0
+P_BITS = 32  # a Poisson draw is a 32-bit integer; p is compared as round(p·2^32)
+
+
+# --------------------------------------------------------------------------- parameters
+
+def _positive_int(v):
+    return None if v >= 1 else "a positive integer"
+
+
+def _v_init_check(v):
+    return None if v in V_INITS else "0 or 0.5 (the initial membrane, in thresholds)"
+
+
+def _percentile_check(v):
+    return None if 0.0 < v <= 100.0 else "in (0, 100]"
+
+
+def _seed_check(v):
+    return None if 0 <= v < 2 ** 64 else "an integer in [0, 2^64)"
+
+
+PARAMS = (
+    Param("T", "int", 256, "time steps of one inference", check=_positive_int),
+    Param("input", "enum", "current", "current: analog x into the first layer's membrane; "
+          "poisson: seeded Bernoulli spikes; regular: IF encoder", choices=INPUTS),
+    Param("v_init", "float", 0.0, "initial membrane of every IF neuron, in thresholds (0 or 0.5)",
+          check=_v_init_check),
+    Param("percentile", "float", 99.9, "calibration percentile q of λ", check=_percentile_check),
+    Param("seed", "int", 0, "seed of the Poisson input draws", check=_seed_check),
+)
+
+
+# --------------------------------------------------------------------------- the converted SNN
+
+@dataclass
+class RateNet:
+    """A float rate-coded SNN: λ-normalised populations, input first, readout last."""
+
+    graph_name: str
+    populations: list[Layer]
+    T: int
+    input: str
+    v_init: float
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def latency_steps(self) -> int:
+        return self.T
+
+    @property
+    def steps_per_frame(self) -> int:
+        return self.T
+
+
+def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any]) -> RateNet:
+    """The rate SNN of ``graph`` (DESIGN §3.2) from calibrated scales λ."""
+    for p in populations(graph):
+        if graph.nodes[p.name].op == "maxpool":
+            raise UserError(f"{graph.path}: MaxPool node '{p.name}' is not supported by coding "
+                            f"'rate' (its spiking form, a gate on spike counts, needs a "
+                            f"projection that tells which inputs spiked, which the event engine "
+                            f"lacks); use AveragePool")
+    return RateNet(graph.name, normalise(graph, scales, "rate"), int(params["T"]),
+                   str(params["input"]), float(params["v_init"]), int(params["seed"]),
+                   dict(params))
+
+
+# --------------------------------------------------------------------------- Poisson draws
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_DRAW_SHIFT = np.uint64(64 - P_BITS)  # a draw is the hash's top P_BITS bits
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    """splitmix64's output function of ``z + golden gamma`` (uint64, wrapping)."""
+    z = z + _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+def _mix_np(z: np.ndarray) -> np.ndarray:
+    """``_mix`` on a uint64 array (numpy wraps array arithmetic silently)."""
+    z = z + _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+def poisson_draws(seed: int, images: np.ndarray, t: int, n: int) -> np.ndarray:
+    """(len(images), n) int64 draws in [0, 2^32) of step ``t`` for global image indices
+    ``images``, neurons 0..n−1 in core order: the numpy form of the engine's draws."""
+    key = _mix_np(np.array([seed], np.uint64))
+    key = _mix_np(key ^ np.asarray(images, np.uint64))
+    key = _mix_np(key ^ np.uint64(t))
+    neurons = np.arange(n, dtype=np.uint64)[None, :]
+    return (_mix_np(key[:, None] ^ neurons) >> _DRAW_SHIFT).astype(np.int64)
+
+
+def poisson_levels(p: np.ndarray) -> np.ndarray:
+    """round(clip(p, 0, 1)·2^32): a draw below it is a spike (probability p)."""
+    return np.round(np.clip(p, 0.0, 1.0) * 2.0 ** P_BITS).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- float simulator
+
+def simulate(net: RateNet, x: np.ndarray, trace: bool = False, batch: int = 256) -> SimResult:
+    """Run ``net`` on images ``x`` (N, *input shape) in float, time-stepped, ``batch`` images
+    at a time. Counts hold the spikes (``spike_out_pos``) per layer and step; ``decoded`` the
+    spike count/T·λ of every spiking population and the readout's output (ANN units);
+    ``extra["spikes"]`` the mean spikes per image per layer; with ``trace``,
+    ``extra["trace"]`` {population: (N, T, *shape) int8 spike trains}."""
+    parts = [_simulate_batch(net, x[s:s + batch], s, trace) for s in range(0, len(x), batch)]
+    if not parts:
+        parts = [_simulate_batch(net, x[:0], 0, trace)]
+    counts = parts[0].counts
+    for p in parts[1:]:
+        counts = counts + p.counts
+    decoded = {k: np.concatenate([p.decoded[k] for p in parts]) for k in parts[0].decoded}
+    n = max(len(x), 1)
+    extra = {"spikes": {name: {"pos": c["spike_out_pos"] / n, "neg": 0.0}
+                        for name, c in counts.by_layer().items()}}
+    if trace:
+        extra["trace"] = {k: np.concatenate([p.extra["trace"][k] for p in parts])
+                          for k in parts[0].extra["trace"]}
+    out = decoded[net.populations[-1].name]
+    return SimResult(out, counts, net.T, net.T, decoded, extra)
+
+
+def _simulate_batch(net: RateNet, x: np.ndarray, img_base: int, trace: bool) -> SimResult:
+    n, T = len(x), net.T
+    first = net.populations[0]
+    names = [layer.name for layer in net.populations]
+    counts = Counts.zeros(names, T, n)
+    pos = ACTION_INDEX["spike_out_pos"]
+    a = x / first.lam  # the input in thresholds
+    membrane = {layer.name: np.full((n,) + layer.shape, net.v_init) for layer in net.populations[1:-1]}
+    membrane[net.populations[-1].name] = np.zeros((n,) + net.populations[-1].shape)
+    if net.input == "regular":
+        membrane[first.name] = np.full(a.shape, net.v_init)
+        drive = np.clip(a, 0.0, 1.0)
+    elif net.input == "poisson":
+        # the draws are made in core (channels-last) order; back to (C, H, W) for the layers
+        levels = poisson_levels(a).reshape(n, -1)[:, hwc_perm(first.shape)]
+        chw = np.argsort(hwc_perm(first.shape))
+    bias = {layer.name: layer.bias.reshape(layer.shape) for layer in net.populations[1:]}
+    # the constant current each layer receives from the analog input (input=current)
+    current = {}
+    if net.input == "current":
+        for layer in net.populations[1:]:
+            z = input_sum(layer, {first.name: a})  # None: not fed by the input
+            if z is not None:
+                current[layer.name] = z
+    n_spikes = {layer.name: np.zeros((n,) + layer.shape) for layer in net.populations[:-1]}
+    traces = {name: [] for name in names[:-1]} if trace else None
+    images = np.arange(img_base, img_base + n)
+    for t in range(1, T + 1):
+        fired: dict[str, np.ndarray | None] = {first.name: None}
+        if net.input == "regular":
+            v = membrane[first.name] + drive
+            fired[first.name] = (v >= 1.0).astype(np.float64)
+            membrane[first.name] = v - fired[first.name]
+        elif net.input == "poisson":
+            draws = poisson_draws(net.seed, images, t, first.neurons)
+            fired[first.name] = (draws < levels)[:, chw].reshape(a.shape).astype(np.float64)
+        for layer in net.populations[1:]:
+            z = input_sum(layer, fired)  # the input sends nothing when input=current
+            v = membrane[layer.name] + bias[layer.name]
+            if z is not None:
+                v = v + z
+            if layer.name in current:
+                v = v + current[layer.name]
+            if layer.kind == "readout":
+                membrane[layer.name] = v
+                continue
+            spikes = (v >= 1.0).astype(np.float64)
+            membrane[layer.name] = v - spikes
+            fired[layer.name] = spikes
+        for l, name in enumerate(names[:-1]):
+            s = fired[name]
+            if s is None:
+                continue
+            n_spikes[name] += s
+            counts.data[l, t - 1, pos] = int(s.sum())
+            if trace:
+                traces[name].append(s.astype(np.int8))
+    decoded = {}
+    for layer in net.populations[:-1]:
+        if layer.kind == "input" and net.input == "current":
+            continue  # no spike train: the input enters as a current
+        decoded[layer.name] = n_spikes[layer.name] / T * layer.lam
+    readout = net.populations[-1]
+    out = membrane[readout.name] / T * readout.lam
+    decoded[readout.name] = np.maximum(out, 0.0) if readout.relu_output else out
+    extra = {}
+    if trace:
+        extra["trace"] = {k: np.stack(v, axis=1) for k, v in traces.items() if v}
+    return SimResult(decoded[readout.name], counts, T, T, decoded, extra)
+
+
+# --------------------------------------------------------------------------- quantizer
+
+INPUT_CURRENT, POISSON, REGULAR, IF, READOUT = 0, 1, 2, 3, 4
+ENCODER_KINDS = {"current": INPUT_CURRENT, "poisson": POISSON, "regular": REGULAR}
+
+RateParams = namedtuple("RateParams", [
+    "kind",  # per layer: INPUT_CURRENT | POISSON | REGULAR | IF | READOUT
+    "threshold",  # per layer, state units (one threshold; for the readout only its unit)
+    "bias", "bias_nonzero",  # per neuron, state units per step; biased neurons per layer
+    "cur_off",  # per layer: offset of its input current in the input row, −1 if it has none
+    "macs",  # per layer: MACs of computing its input current (once per image)
+    "lo", "hi", "wrap",  # state register limits, overflow mode
+    "seed",  # uint64, the Poisson draws' seed
+])
+
+
+@dataclass
+class RateInfo:
+    """What encoding, decoding and reporting need beyond the integers."""
+
+    T: int
+    input: str
+    v_init: float
+    lams: np.ndarray  # (layers,) λ, ANN units
+    scale: np.ndarray  # (layers,) state units per threshold (the integer threshold)
+    frac: np.ndarray  # (layers,) fractional state bits
+    weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+    input_bits: int  # log2 Q_0: one input threshold is 2^input_bits units
+    nearest: bool  # right shifts round to nearest (else floor)
+    relu_output: bool  # the ANN's output is ReLU(readout)
+    # input=current: (layer, map, weights (map layout) << frac of the layer) per projection
+    # from the input, and each fed layer's offset in the input row
+    input_maps: list = field(default_factory=list)
+    cur_layers: list = field(default_factory=list)
+
+
+def quantize(snn: RateNet, arithmetic) -> EventNetwork:
+    """Integers for a float rate network (module docstring, "State units")."""
+    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    wmax = (1 << (wb - 1)) - 1
+    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    state_range = RANGE_PER_STEP * snn.T + 1.0
+    input_bits = min(wb - 1 + fb, sb - 2)
+    index = {layer.name: i for i, layer in enumerate(snn.populations)}
+    kinds, scales, fracs, biases, bits_used, cur_off, macs = ([] for _ in range(7))
+    input_maps, cur_layers = [], []
+    projections = ProjectionBuilder()
+    row = 0 if snn.input == "current" else snn.populations[0].neurons  # input row length so far
+    for l, layer in enumerate(snn.populations):
+        if layer.kind == "input":
+            kinds.append(ENCODER_KINDS[snn.input])
+            scales.append(float(1 << input_bits))
+            fracs.append(fb)
+            biases.append(np.zeros(layer.neurons))
+            bits_used.append(float("nan"))
+            cur_off.append(-1)
+            macs.append(0)
+            continue
+        kinds.append(READOUT if layer.kind == "readout" else IF)
+        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
+        wscale, frac = _layer_scale(wmax / biggest, state_range, sb, fb, pow2)
+        fracs.append(frac)
+        # one threshold is a whole number of state units, at least one; the weights take the
+        # scale that matches it exactly (the same as wscale whenever wscale·2^frac is whole).
+        # Only if even one unit per threshold cannot hold the largest weight in weight_bits
+        # (absurdly narrow weights) are weights clipped to ±(2^(weight_bits−1) − 1).
+        q_l = max(round(wscale * 2.0 ** frac), 1)
+        wscale = q_l / 2.0 ** frac
+        scales.append(float(q_l))
+        biases.append(core_order(layer.bias, layer.shape) * q_l)
+        fed = 0
+        largest = 0
+        for proj in layer.projections:
+            w_int = np.clip(np.round(proj.map.weight * wscale), -wmax, wmax).astype(np.int64)
+            largest = max(largest, int(np.abs(w_int).max()))
+            projections.add(proj.map, w_int, index[proj.source], l, 0)
+            if snn.input == "current" and proj.source == snn.populations[0].name:
+                input_maps.append((l, proj.map, w_int << frac))
+                fed += _apply_int(proj.map, np.ones_like(w_int),
+                                  np.ones((1,) + tuple(proj.map.in_shape), np.int64)).sum()
+        bits_used.append(float(np.log2(largest + 1) + 1))
+        if fed:
+            cur_off.append(row)
+            cur_layers.append(l)
+            row += layer.neurons
+        else:
+            cur_off.append(-1)
+        macs.append(int(fed))
+    sizes = np.array([layer.neurons for layer in snn.populations], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    bias = np.round(np.concatenate(biases)).astype(np.int64)
+    lo, hi = state_limits(sb)
+    model = RateParams(
+        kind=np.array(kinds, np.int64), threshold=np.array(scales, np.int64),
+        bias=bias,
+        bias_nonzero=np.array([np.count_nonzero(bias[o:o + n]) for o, n in zip(offsets, sizes)],
+                              np.int64),
+        cur_off=np.array(cur_off, np.int64), macs=np.array(macs, np.int64), lo=lo, hi=hi,
+        wrap=arithmetic.overflow == "wrap", seed=np.uint64(snn.seed))
+    info = RateInfo(T=snn.T, input=snn.input, v_init=snn.v_init,
+                    lams=np.array([layer.lam for layer in snn.populations]), scale=np.array(scales),
+                    frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
+                    input_bits=input_bits, nearest=arithmetic.round == "nearest",
+                    relu_output=snn.populations[-1].relu_output, input_maps=input_maps,
+                    cur_layers=cur_layers)
+    active = np.tile(np.array([1, snn.T], np.int64), (len(sizes), 1))
+    if snn.input == "current":
+        active[0] = (1, 0)  # the input layer never runs: its value enters as a current
+    return EventNetwork(
+        names=[layer.name for layer in snn.populations],
+        shapes=[tuple(layer.shape) for layer in snn.populations], size=sizes, active=active, regs=1,
+        steps=snn.T, model=model, info=info, **projections.arrays(info.frac))
+
+
+def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
+                 pow2: bool) -> tuple[float, int]:
+    """(weight scale, frac bits) of one layer: ``state_range`` thresholds must fit
+    ``state_bits`` (``wscale·2^frac·state_range ≤ 2^(state_bits−1)``); the scale that fills
+    ``weight_bits`` comes first, the headroom left becomes fractional bits (≤ ``frac_max``);
+    only if even ``frac = 0`` cannot hold the range do the weights lose bits. A threshold is
+    at least one state unit even when the range then does not fit (overflows are counted)."""
+    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
+    wscale = min(w_limit, q_max)
+    if pow2:
+        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
+    return wscale, frac
+
+
+def _apply_int(m: ConvMap | DenseMap, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The map with integer weights ``w`` (its own layout) on integer inputs ``x`` (N, *in
+    shape), exactly in int64; returns (N, *out shape)."""
+    n = len(x)
+    if isinstance(m, DenseMap):
+        return (x.reshape(n, -1) @ w.T).reshape((n,) + tuple(m.out_shape))
+    c, h, wd = m.in_shape
+    o, oh, ow = m.out_shape
+    kh, kw = w.shape[2:]
+    (sh, sw), (dh, dw), (pt, pl, _, _) = m.stride, m.dilation, m.pads
+    # pad enough on the bottom/right for every output position (composite pads may differ)
+    need_h, need_w = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, max(0, need_h - pt - h)), (pl, max(0, need_w - pl - wd))))
+    g = m.groups
+    cg, og = c // g, o // g
+    out = np.zeros((n, o, oh, ow), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xp[:, :, ky * dh:ky * dh + (oh - 1) * sh + 1:sh,
+                       kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+            for gi in range(g):
+                out[:, gi * og:(gi + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", patch[:, gi * cg:(gi + 1) * cg],
+                    w[gi * og:(gi + 1) * og, :, ky, kx])
+    return out
+
+
+def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
+    """Each image's input row (engine ``inputs``), integers in core order: ``regular``: the
+    encoder's drive; ``poisson``: the spike levels round(p·2^32); ``current``: the input
+    current of every layer fed by the input, in its state units, one after the other."""
+    info = net.info
+    a = x / info.lams[0]
+    if info.input == "poisson":
+        return poisson_levels(net.from_chw(0, a))
+    q0 = 1 << info.input_bits
+    if info.input == "regular":
+        return np.round(np.clip(net.from_chw(0, a), 0.0, 1.0) * q0).astype(np.int64)
+    x_q = np.round(a * q0).astype(np.int64)
+    currents = {l: 0 for l in info.cur_layers}
+    for l, m, w_state in info.input_maps:
+        currents[l] = currents[l] + _apply_int(m, w_state, x_q)
+    rows = [net.from_chw(l, shift_right_np(currents[l], info.input_bits, info.nearest))
+            for l in info.cur_layers]
+    return np.concatenate(rows, axis=1) if rows else np.zeros((len(x), 0), np.int64)
+
+
+def initial_state(net: EventNetwork, inputs: np.ndarray) -> np.ndarray:
+    """Registers before step 1: every IF membrane (hidden, regular encoder) at v_init."""
+    state = net.zero_state(len(inputs))
+    for l, kind in enumerate(net.model.kind):
+        if kind in (IF, REGULAR):
+            state[:, 0, net.layer_slice(l)] = round(net.info.v_init * net.model.threshold[l])
+    return state
+
+
+# --------------------------------------------------------------------------- neuron model (numba)
+
+A_SREAD = ACTION_INDEX["state_read"]
+A_SWRITE = ACTION_INDEX["state_write"]
+A_ADD = ACTION_INDEX["add"]
+A_SHIFT = ACTION_INDEX["shift"]
+A_CMP = ACTION_INDEX["compare"]
+A_POS = ACTION_INDEX["spike_out_pos"]
+A_BIAS = ACTION_INDEX["bias_add"]
+A_OVF = ACTION_INDEX["overflow"]
+A_MAC = ACTION_INDEX["mac"]
+
+
+@njit(cache=True, inline="always")
+def _fit(u, lo, hi, wrap):
+    """(value within [lo, hi], 1 if it overflowed), branch-free: the span is 2^state_bits, so
+    wrapping is a mask."""
+    if wrap:
+        v = ((u - lo) & (hi - lo)) + lo
+    else:
+        v = min(max(u, lo), hi)
+    return v, np.int64(v != u)
+
+
+@engine.neuron_model(RateParams)
+@njit(cache=True, inline="always")
+def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+    # every field the loops use is read into a local first (a namedtuple field read inside a
+    # loop costs a reference-count update per access); registers through slice views
+    n = acc.shape[0]
+    kind = m.kind[l]
+    nspk = 0
+    if kind == POISSON:
+        key = _mix(_mix(_mix(m.seed) ^ np.uint64(img)) ^ np.uint64(t))
+        levels = x[:n]
+        for j in range(n):
+            draw = np.int64(_mix(key ^ np.uint64(j)) >> _DRAW_SHIFT)
+            s = np.int64(draw < levels[j])
+            ev_sign[j] = s
+            nspk += s
+        c[A_SHIFT] += n
+    else:
+        h = st[0, off:off + n]
+        q = m.threshold[l]
+        novf = 0
+        if kind == REGULAR:
+            # drive ≤ Q_0 and V < Q_0 before it: V + drive < 2·Q_0 fits (module docstring)
+            drive = x[:n]
+            for j in range(n):
+                u = h[j] + drive[j]
+                s = np.int64(u >= q)
+                h[j] = u - s * q
+                ev_sign[j] = s
+                nspk += s
+        else:
+            lo, hi, wrap = m.lo, m.hi, m.wrap
+            bias = m.bias[off:off + n]
+            co = m.cur_off[l]
+            if co >= 0:
+                cur = x[co:co + n]
+                first = np.int64(t == 1)  # the current register is written (and fitted) once
+                for j in range(n):
+                    cv, o1 = _fit(cur[j], lo, hi, wrap)
+                    u, o2 = _fit(h[j] + acc[j] + bias[j] + cv, lo, hi, wrap)
+                    h[j] = u
+                    novf += first * o1 + o2
+                c[A_SREAD] += n
+                c[A_ADD] += n
+                if t == 1:
+                    c[A_SWRITE] += n
+                    c[A_MAC] += m.macs[l]
+            else:
+                for j in range(n):
+                    u, o1 = _fit(h[j] + acc[j] + bias[j], lo, hi, wrap)
+                    h[j] = u
+                    novf += o1
+            if kind == IF:
+                # the reset subtracts q from V ≥ q: it cannot overflow
+                for j in range(n):
+                    u = h[j]
+                    s = np.int64(u >= q)
+                    h[j] = u - s * q
+                    ev_sign[j] = s
+                    nspk += s
+            c[A_BIAS] += m.bias_nonzero[l]
+        c[A_SREAD] += n
+        c[A_SWRITE] += n
+        c[A_ADD] += n + nspk
+        c[A_OVF] += novf
+    if kind == READOUT:
+        return 0
+    c[A_CMP] += n
+    c[A_POS] += nspk
+    ne = 0  # compact the signs into events, in place
+    for j in range(n):
+        s = ev_sign[j]
+        ev_idx[ne] = j
+        ev_sign[ne] = s
+        ne += s != 0
+    return ne
+
+
+# --------------------------------------------------------------------------- reference (numpy)
+
+@reference_model(RateParams)
+def rate_reference_step(m, l, t, x, acc, st, off, c):
+    """The rate neuron of layer l at step t for a whole batch, vectorised: returns spikes
+    (images, n) in {0, 1} and adds this step's counts to ``c`` (images, actions). The
+    reference numbers the images of its batch 0, 1, … (its interface has no image base), as
+    ``engine.run`` does with the default ``img_base``."""
+    n_img, n = acc.shape
+    sl = slice(off, off + n)
+    kind = m.kind[l]
+    bits = int(m.hi).bit_length() + 1
+    spikes = np.zeros((n_img, n), np.int64)
+    if kind == POISSON:
+        draws = poisson_draws(int(m.seed), np.arange(n_img), t, n)
+        spikes = (draws < x[:, :n]).astype(np.int64)
+        c[:, A_SHIFT] += n
+    elif kind == REGULAR:
+        v = st[:, 0, sl] + x[:, :n]
+        spikes = (v >= m.threshold[l]).astype(np.int64)
+        st[:, 0, sl] = v - spikes * m.threshold[l]
+        c[:, A_SREAD] += n
+        c[:, A_SWRITE] += n
+        c[:, A_ADD] += n + spikes.sum(1)
+    else:
+        z = acc + m.bias[sl]
+        co = m.cur_off[l]
+        if co >= 0:
+            cur, cur_over = fit_np(x[:, co:co + n], bits, bool(m.wrap))
+            z = z + cur
+            c[:, A_SREAD] += n
+            c[:, A_ADD] += n
+            if t == 1:
+                c[:, A_OVF] += cur_over.sum(1)
+                c[:, A_SWRITE] += n
+                c[:, A_MAC] += m.macs[l]
+        v, over = fit_np(st[:, 0, sl] + z, bits, bool(m.wrap))
+        if kind == IF:
+            spikes = (v >= m.threshold[l]).astype(np.int64)
+            v = v - spikes * m.threshold[l]
+        st[:, 0, sl] = v
+        c[:, A_SREAD] += n
+        c[:, A_SWRITE] += n
+        c[:, A_ADD] += n + spikes.sum(1)
+        c[:, A_BIAS] += np.count_nonzero(m.bias[sl])
+        c[:, A_OVF] += over.sum(1)
+    if kind != READOUT:
+        c[:, A_CMP] += n
+        c[:, A_POS] += spikes.sum(1)
+    return spikes
+
+
+# --------------------------------------------------------------------------- running it
+
+def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progress=None,
+                   batch: int = 256) -> SimResult:
+    """Bit-accurate run of ``x`` (N, *input shape) on the event engine, as a ``SimResult``.
+
+    ``outputs``: the readout's accumulated input/T·λ (ANN units); ``counts``: every counted
+    action per layer × step and per image × layer; ``extra["overflow_by_layer"]``: the
+    saturations/wraps per layer. With ``trace``, ``decoded`` holds each spiking population's
+    spike count/T·λ and ``extra["spikes"]`` the trains (N, T, neurons) in core order.
+    ``progress(done, total)`` is called after each batch of ``batch`` images.
+    """
+    info = net.info
+    registers, counts, spikes = engine.simulate(net, x, encode_input, initial_state, trace,
+                                                batch, progress)
+    last = net.layers - 1
+    out = net.to_chw(last, registers[:, 0]) / (info.scale[last] * info.T) * info.lams[last]
+    if info.relu_output:
+        out = np.maximum(out, 0.0)
+    decoded = {net.names[last]: out}
+    extra = {"overflow_by_layer": dict(zip(net.names, counts.data[:, :, A_OVF].sum(1).tolist())),
+             "weight_bits_used": dict(zip(net.names, info.weight_bits_used.tolist())),
+             "frac_bits": dict(zip(net.names, info.frac.tolist()))}
+    if trace:
+        extra["spikes"] = spikes
+        for l in range(last):
+            if net.model.kind[l] == INPUT_CURRENT:
+                continue
+            total = spikes[:, :, net.layer_slice(l)].sum(axis=1, dtype=np.int64)
+            decoded[net.names[l]] = net.to_chw(l, total) / info.T * info.lams[l]
+    return SimResult(out, counts, info.T, info.T, decoded, extra)
+
+
+# --------------------------------------------------------------------------- the plug-in
+
+class RateScheme(Scheme):
+    name = "rate"
+    summary = "rate coding, IF neurons with reset by subtraction"
+    params = PARAMS
+
+    def check(self, params: dict[str, Any]) -> None:
+        for p in self.params:  # also covers values set in code rather than parsed
+            p.validate(params[p.name], self.name)
+
+    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
+              scales: dict[str, float] | None = None) -> RateNet:
+        """Calibrate (unless ``scales`` are given) and convert."""
+        self.check(params)
+        if scales is None:
+            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
+        return convert(graph, scales, params)
+
+    def simulate(self, snn: RateNet, x: np.ndarray, trace: bool = False) -> SimResult:
+        return simulate(snn, x, trace=trace)
+
+    def timing(self, snn: RateNet) -> tuple[int, int]:
+        return snn.latency_steps, snn.steps_per_frame
+
+    def quantize(self, snn: RateNet, arithmetic) -> EventNetwork:
+        return quantize(snn, arithmetic)
+
+    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
+                       progress=None) -> SimResult:
+        return simulate_fixed(fixed, x, trace=trace, progress=progress)
+
+
+SCHEME = RateScheme()
