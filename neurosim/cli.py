@@ -69,7 +69,6 @@ examples:
 NOT_YET = {
     "out": "--out (report files) is not available yet; use --json PATH for the machine-readable "
            "result",
-    "seed": "--seed is not available yet: nothing random runs until the rate/Poisson encoder lands",
 }
 DEFAULT_CODING = ["sws"]
 
@@ -124,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
                             "sws:Tc=8,Ts=2,beta=1.5; 'all' = every scheme; see 'neurosim codings'")
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
         p.add_argument("--out", metavar="DIR", help="directory for report files")
-        p.add_argument("--seed", type=int, metavar="S", help="seed for random encoders")
+        p.add_argument("--seed", type=int, metavar="S",
+                       help="seed of every coding that draws random numbers (rate:input=poisson); "
+                            "results are identical run to run and across thread counts")
         p.add_argument("--allow-overflow", action="store_true",
                        help="run even when a scheme's register range does not fit the profile's "
                             "state_bits (a loud warning instead of an error; overflows are "
@@ -245,7 +246,7 @@ def cmd_run(args) -> int:
         expand_codings(args.coding or DEFAULT_CODING)  # a bad spec fails before the note below
         _note_first_compile()
     runs = run_codings(graph, data, calib, args.coding or DEFAULT_CODING, args.precision,
-                       profile, progress=_progress)
+                       profile, progress=_progress, seed=args.seed)
     print()
     print(format_runs(runs, acc, e_mac))
     if args.json:
@@ -342,7 +343,8 @@ def cmd_compare(args) -> int:
           f"calibration {calib.name} ({len(calib)} images)\nANN accuracy {acc:.4f}")
     comparisons = []
     for profile in profiles:
-        runs = run_codings(graph, data, calib, specs, "both", profile, progress=_progress)
+        runs = run_codings(graph, data, calib, specs, "both", profile, progress=_progress,
+                           seed=args.seed)
         e_mac = ann_energy(macs, profile)
         print()
         print(format_comparison(runs, acc, macs, e_mac, profile.name))

@@ -15,8 +15,9 @@ is part of the contract and must not change silently:
             index of an action on that axis. New actions may only be appended.
 
 ``spike_out_pos`` and ``spike_out_neg`` are kept apart; a hardware profile prices both with its
-one ``spike_out`` price (see ``PRICE_OF``). ``mac`` is the ANN baseline's multiply-accumulate;
-the SNN core leaves it at zero.
+one ``spike_out`` price (see ``PRICE_OF``). ``mac`` is a multiply-accumulate: the ANN baseline's,
+and a spiking model's where it really multiplies (rate coding's analog input W·x, phase
+coding's decision unit).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Dynamic energy (pJ) = Σ over layers, steps and actions of ``count × price``; both
 ``spike_out_pos`` and ``spike_out_neg`` are priced by the profile's one ``spike_out`` price.
-``mac`` counts (if any) are priced too; the SNN core leaves them at zero.
+``mac`` counts (if any) are priced too (rate coding's analog input, phase coding's decision unit).
 
 Run time (first-order model, to be refined by the SimPy pipeline of DESIGN §6). For each step:
 

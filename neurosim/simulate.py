@@ -28,13 +28,14 @@ PRECISIONS = ("float", "fixed", "both")
 
 def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[str],
                 precision: str | None = "float", profile=None,
-                progress=None) -> list[dict[str, Any]]:
+                progress=None, seed: int | None = None) -> list[dict[str, Any]]:
     """One DESIGN §8 ``runs`` entry per coding spec (``all`` expands to every scheme).
 
     ``float`` runs the scheme's float reference simulator; ``fixed`` its bit-accurate core with
     the ``profile``'s arithmetic, whose counted actions are priced by the profile into energy
     and run time; ``both`` does both. Spikes and counts come from the fixed run when there is
-    one (it counts every action; the float simulator counts spikes only).
+    one (it counts every action; the float simulator counts spikes only). ``seed`` (--seed)
+    sets the ``seed`` parameter of every coding that has one.
     """
     precision = precision or "float"
     if precision not in PRECISIONS:
@@ -42,6 +43,10 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     if precision != "float" and profile is None:
         raise UserError(f"--precision {precision} needs a hardware profile (--hw)")
     codings = expand_codings(specs)
+    if seed is not None:
+        if seed < 0:
+            raise UserError(f"--seed must be a non-negative integer, found {seed}")
+        codings = [(n, {**p, "seed": seed} if "seed" in p else p) for n, p in codings]
     scales_by_percentile: dict[float, dict[str, float]] = {}  # calibrate once per percentile
     # every coding is converted and quantized before any simulation runs: a bad setting (a
     # register range that does not fit) stops the command before minutes of work, not after
@@ -71,6 +76,7 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
         result = fx or flt
         per_image = result.counts.per_inference()
         latency, per_frame = scheme.timing(snn)
+        decided = result.extra.get("decision_step")  # early decision: latency per image
         run = {
             "coding": format_spec(name, params, only_changed=True),
             "params": dict(params),
@@ -78,6 +84,10 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
                          "fixed": fx.accuracy(data.y) if fx else None},
             "latency_steps": int(latency),
             "steps_per_frame": int(per_frame),
+            **({} if decided is None else {"latency_steps_mean": float(np.mean(decided)),
+                                          "latency_steps_percentiles": {
+                                              f"p{q}": float(np.percentile(decided, q))
+                                              for q in (10, 50, 90, 100)}}),
             "spikes": {"pos": per_image["spike_out_pos"], "neg": per_image["spike_out_neg"]},
             "counts": per_image if fx else {"spike_out_pos": per_image["spike_out_pos"],
                                             "spike_out_neg": per_image["spike_out_neg"]},
@@ -109,6 +119,12 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     return runs
 
 
+def _latency(run) -> str:
+    """Steps to a result; with early decision the mean over the images (~)."""
+    mean = run.get("latency_steps_mean")
+    return str(run["latency_steps"]) if mean is None else f"~{mean:.1f}"
+
+
 def _acc(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
@@ -124,7 +140,7 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
         e = r["energy_pj"]
         rows.append([
             label, _acc(r["accuracy"]["float"]), _acc(r["accuracy"]["fixed"]),
-            f"{r['latency_steps']} / {r['steps_per_frame']}",
+            f"{_latency(r)} / {r['steps_per_frame']}",
             f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
             "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
             "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
@@ -172,7 +188,7 @@ def format_comparison(runs: list[dict[str, Any]], ann_accuracy: float, ann_macs:
         c, e = r["counts"], r["energy_pj"]
         rows.append([
             r["coding"].replace(":", ": ").replace(",", ", "), _acc(r["accuracy"]["float"]),
-            _acc(r["accuracy"]["fixed"]), str(r["latency_steps"]),
+            _acc(r["accuracy"]["fixed"]), _latency(r),
             _si(r["spikes"]["pos"] + r["spikes"]["neg"]),
             _si(c.get("synop", 0.0)), _si(c.get("synop", 0.0) + c.get("weight_read", 0.0)),
             _si(c.get("add", 0.0)), _si(c.get("shift", 0.0)),

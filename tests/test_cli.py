@@ -108,7 +108,7 @@ def test_run_with_npz_and_limit(capsys, tmp_path):
     (["run", "digits_cnnn"], ["digits_cnnn", "did you mean 'digits_cnn'"]),
     (["run", "--coding", "sws:Tc=0"], ["Tc", "positive"]),
     (["run", "--coding", "swss"], ["swss", "did you mean 'sws'"]),
-    (["run", "--seed", "3"], ["--seed", "not available yet"]),
+    (["run", "--seed", "-3"], ["--seed", "non-negative"]),
     (["run", "--data", "digits:calibration", "--calib", "nowhere.npz"], ["nowhere.npz", "not found"]),
     (["run", "--limit", "0"], ["--limit", "positive"]),
     (["run", "--hw", "loihi"], ["loihi", "loihi_like"]),

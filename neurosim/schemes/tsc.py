@@ -1,0 +1,836 @@
+"""TSC: temporal switch coding (DESIGN §3.4; Han & Roy, *Deep spiking neural network: energy
+efficiency through time based coding*, ECCV 2020).
+
+A value is the length of an *on-period*: the time between a switch-on spike (+1) and a
+switch-off spike (−1). A neuron holds a current register ``I`` that every input event changes
+once (``I += w·s``), so a synapse costs a weight read and an add per switch, not per step.
+
+* **Encoder** (paper eq. 1–2). A pixel is normalised by the input's λ and clipped,
+  ``p = clip(x/λ_0, −1, 1)``; ``p* = floor(|p|(N−1)) + 1``; if ``p* ≥ 2`` the pixel sends
+  ``sgn(p)`` at ``t = 1`` and ``−sgn(p)`` at ``t = p*``, else nothing. Its on-period is the
+  ``p* − 1`` steps 1..p*−1, so it carries ``sgn(p)·(p* − 1)/(N − 1)``: |p| quantised to
+  N − 1 levels.
+* **Neuron.** Per step: ``I += Σ w·s`` (this step's input events), ``V += I``, and
+  internally ``if V ≥ Vth: V −= Vth`` (soft reset, at most one internal spike per step).
+  The bias is a synapse from an always-on source of value 1: ``I += b`` at ``t = 1`` and
+  ``I −= b`` at ``t = N``, so it is integrated for the same N − 1 steps a pixel of 1 is
+  (the paper's networks have no biases; DESIGN is silent on them).
+* **Emission.** ``switch``: +1 at every 0→1 and −1 at every 1→0 switch of the internal spike
+  train, so the downstream current is ``w`` exactly in the steps the neuron fired internally:
+  a neuron that fired k times carries ``k/(N − 1)`` thresholds, as in rate coding.
+  ``single`` (the paper's text, default): +1 at the first internal spike, −1 at the first
+  later step without one, then silent: at most two events per neuron, hence at most two
+  weight reads and two synaptic adds per synapse per inference. It carries the length of
+  its *first run* of consecutive internal spikes, which equals k only when the internal
+  train is one contiguous run (a neuron driven above threshold in every step until it
+  stops); :func:`emission_stats` measures how far apart the two are, layer by layer.
+* **Decoded value** of a spike train (any layer but the readout): its on-steps
+  ``Σ_t Σ_{τ≤t} S(τ)`` over the N steps, divided by N − 1, times the layer's scale ``s_l``.
+* **Readout.** The same I and V registers, no threshold: ``V += I`` every step, so at the end
+  ``V_N = Σ_t I(t) = Σ_i w_i·(on-steps of source i) + b·(N − 1)``, i.e. N − 1 times the
+  ANN's output pre-activation computed on the decoded values of its sources. The output is
+  ``V_N/(N − 1)·λ_readout`` (ANN units; ReLU'd if the ANN's output is a ReLU); argmax of it
+  is the prediction because it is a positive multiple of that pre-activation.
+* **Timing.** Every layer runs in steps 1..N and an event reaches its targets in the step it
+  is sent (DESIGN §2), so residual shortcuts need no delay FIFO. Latency N, one frame every
+  N steps.
+
+**Thresholds** (scheme parameter ``thresholds``). Layer l's unit is a scale ``s_l`` (ANN
+units per threshold): weights ``W = Ŵ·s_source/s_l``, biases ``b = b̂/s_l``, threshold 1
+(``neurosim.schemes._layered.normalise``). ``lambda``: ``s_l = λ_l``, the calibrated
+activation percentile. ``balance`` (paper §4.1): layer by layer, in topological order,
+``Vth_l = alpha·max`` of the current I layer l receives over its neurons, the N steps and
+the calibration images, with the thresholds of earlier layers fixed: the float simulator
+runs the calibration images layer by layer and measures each layer's current before it
+sets the layer's threshold. A threshold Vth in units of a
+trial scale s is the same neuron as threshold 1 in units of ``s·Vth``, so balancing sets
+``s_l = alpha·max I`` (ANN units) and keeps threshold 1. The input keeps ``λ_0`` (its
+largest calibration value, so no calibration pixel clips); the readout keeps ``λ_readout``,
+which only fixes the output's units.
+
+**State units** (fixed point). In layer l one threshold is ``Q_l = wscale_l·2^frac_l``
+integer state units, a whole number ≥ 1: weights are ``round(W·wscale_l)`` in ``weight_bits``
+(signed) and enter the current register shifted left by ``frac_l``; the bias is
+``round(b·Q_l)``. As in ``neurosim.core.tsa``, the weights take the scale that fills
+``weight_bits`` first and the headroom left in ``state_bits`` becomes ``frac_l`` (at most the
+profile's ``frac_bits``; with ``per_layer_pow2`` the weight scale is a power of two).
+
+**Register range.** ``|I| ≤ max_t |Σ w·s(t) + b|`` thresholds, and V integrates I over N
+steps (the soft reset bounds it from above only while I < 1), so ``|V| ≤ 1 + N·max|I|``.
+Measured at N = 64 on the 180 calibration images of the three bundled models (both
+threshold modes, both emissions): |I| ≤ 1.65 thresholds in hidden layers with ``balance``
+(its positive side is 1/alpha = 1.25 by construction), ≤ 3.85 with ``lambda``, ≤ 4.0 in the
+readouts; |V| ≤ 112 thresholds (1.75·N: digits_cnn, ``lambda``, ``switch``). The quantizer
+reserves ``RANGE_PER_STEP·N + 1`` thresholds for both registers within ``state_bits``: at
+N = 64, 257 thresholds, 9 bits and a sign above ``Q_l``. Beyond it the registers saturate
+or wrap (profile ``overflow``), counted as ``overflow``. TSC shifts nothing, so the
+profile's ``round`` does not apply.
+
+**Registers** per neuron: 0 = I, 1 = V, 2 = the emission flag (``switch``: the previous
+internal spike; ``single``: 0 before the +1, 1 while on, 2 after the −1). The encoder's one
+register is its signed p* (its input row).
+
+A ``single`` neuron whose −1 is sent can no longer change its output, so the hardware gates
+it off: from the next step on its registers are frozen and it does no work but reading its
+flag. The float simulator keeps integrating it (its emitted spikes are the same either way)
+so that :func:`emission_stats` can compare its whole internal train with its on-period.
+
+**Counted actions** (per image; the fan-out ``synop`` and FIFO traffic are counted by the
+engine). A neuron is *live* in a step unless it is a ``single`` neuron that has sent its −1
+(``switch``: every neuron is live in every step).
+
+| action | counted |
+|---|---|
+| `synop` | per event, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1): the weight read and the add into the target's current, at most 2 per synapse per inference with `single` |
+| `weight_read` | 0: a synop includes its weight read |
+| `state_read` | encoder: 1 per pixel and step (its p*); hidden: 1 per neuron and step (the flag) + 2 per live neuron and step (I, V); readout: 2 per neuron and step |
+| `state_write` | hidden: 2 per live neuron and step (I, V) + 1 per emitted event (the flag changes exactly then); readout: 2 per neuron and step |
+| `add` | hidden: 2 per live neuron and step (accumulator into I, I into V) + 1 per internal spike of a live neuron (the reset V − Vth); readout: 2 per neuron and step |
+| `shift` | 0 |
+| `compare` | encoder: 1 per pixel and step (the step counter against p*); hidden: 1 per live neuron and step (V ≥ Vth); the readout never compares |
+| `spike_out_pos`, `spike_out_neg` | per emitted event, by sign (the encoder's too) |
+| `bias_add` | per live neuron with a non-zero bias, at t = 1 (I += b) and at t = N (I −= b), hidden and readout |
+| `fifo_write`, `fifo_read` | 0: every event arrives in the step it is sent |
+| `overflow` | per register fit of a live neuron that saturated or wrapped: I after its update, V after the integration (the reset subtracts Vth from V ≥ Vth and cannot overflow) |
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from ..calibrate import calibrate, check_percentile
+from ..core import engine
+from ..core.network import EventNetwork, ProjectionBuilder, core_order
+from ..core.reference import reference_model
+from ..counts import ACTION_INDEX, Counts
+from ..errors import UserError
+from ..fixed_point import fit_np, state_limits
+from ..graph import Graph
+from ..projection import DenseMap
+from ._layered import Layer, normalise
+from .base import Param, Scheme, SimResult
+
+EMISSIONS = ("single", "switch")
+THRESHOLDS = ("balance", "lambda")
+# Registers hold RANGE_PER_STEP·N + 1 thresholds (module docstring, "Register range"): the
+# largest |current| measured on the bundled models is 4.0 thresholds (a readout), so a
+# current at that level for all N steps still fits.
+RANGE_PER_STEP = 4.0
+# the float simulator keeps one layer's currents (images × N × neurons, float64) for a batch
+# of images: at most this many elements (32 MB)
+FLOAT_BATCH_ELEMENTS = 1 << 22
+APPLY_ROWS = 256  # (image, step) rows per projection call (bounds the conv's window memory)
+DENSE_OPERATOR_ENTRIES = 1 << 22  # a conv projection up to this size runs as a matrix (32 MB)
+
+
+# --------------------------------------------------------------------------- parameters
+
+def _steps_check(v):
+    return None if v >= 2 else "an integer ≥ 2 (eq. 1 quantises |p| into N − 1 levels)"
+
+
+def _alpha_check(v):
+    return None if 0.0 < v <= 1.0 else "in (0, 1] (paper §4.1)"
+
+
+def _percentile_check(v):
+    return None if 0.0 < v <= 100.0 else "in (0, 100]"
+
+
+PARAMS = (
+    Param("N", "int", 64, "time steps of one inference (eq. 1: N − 1 levels per value)",
+          check=_steps_check),
+    Param("alpha", "float", 0.8, "threshold = alpha·max input current (thresholds=balance)",
+          check=_alpha_check),
+    Param("emission", "enum", "single", "single: +1 at the first internal spike, −1 at the "
+          "first step without one; switch: ±1 at every switch of the internal train",
+          choices=EMISSIONS),
+    Param("thresholds", "enum", "balance", "balance: layer-by-layer max current (paper §4.1); "
+          "lambda: λ-normalisation, threshold 1", choices=THRESHOLDS),
+    Param("percentile", "float", 99.9, "calibration percentile q of λ (thresholds=lambda; the "
+          "readout's units)", check=_percentile_check),
+)
+
+
+# --------------------------------------------------------------------------- the converted SNN
+
+@dataclass
+class TSCNet:
+    """A float TSC SNN: normalised layers (``Layer.lam`` is the layer's scale s_l, ANN units
+    per threshold), input first, readout last."""
+
+    graph_name: str
+    layers: list[Layer]
+    N: int
+    emission: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def populations(self) -> list[Layer]:
+        return self.layers
+
+    @property
+    def latency_steps(self) -> int:
+        return self.N
+
+    @property
+    def steps_per_frame(self) -> int:
+        return self.N
+
+
+def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
+            calib_x: np.ndarray | None = None) -> TSCNet:
+    """The TSC SNN of ``graph`` (DESIGN §3.4) from calibrated scales λ; ``thresholds=balance``
+    balances the hidden layers' thresholds on ``calib_x`` (module docstring)."""
+    N, emission = int(params["N"]), str(params["emission"])
+    if params["thresholds"] == "balance":
+        if calib_x is None or len(calib_x) == 0:
+            raise UserError("coding 'tsc': thresholds=balance needs calibration images")
+        scales = balanced_scales(graph, scales, N, emission, float(params["alpha"]), calib_x)
+    return TSCNet(graph.name, normalise(graph, scales, "tsc"), N, emission, dict(params))
+
+
+def balanced_scales(graph: Graph, scales: dict[str, float], N: int, emission: str,
+                    alpha: float, calib_x: np.ndarray) -> dict[str, float]:
+    """Paper §4.1: the scale s_l of every hidden layer, in topological order, set to
+    ``alpha·max I`` (ANN units) over the neurons, steps and calibration images, with the
+    earlier layers' thresholds fixed. The current is measured in units of a trial scale
+    (λ_l), so ``s_l = λ_l·alpha·max I``, and the layer's trains for the later layers are those
+    of its current divided by ``alpha·max I``. The input and the readout keep their λ; a
+    layer whose current is never positive keeps λ too (it never fires either way)."""
+    balanced = dict(scales)
+    layers = normalise(graph, balanced, "tsc")
+    last_use = _last_use(layers)
+    batch = _batch_size(layers, N)
+    # per batch of calibration images, the spike trains a later layer still reads
+    trains = [{layers[0].name: encoder_trains(encode_times(calib_x[s:s + batch] / layers[0].lam,
+                                                           N), N)}
+              for s in range(0, len(calib_x), batch)]
+    for idx in range(1, len(layers) - 1):
+        layer = normalise(graph, balanced, "tsc")[idx]  # its sources at their final scales
+        ops = _operators(layer)
+        bias = layer.bias.reshape(-1)
+        peak = max(max(float(i.max(initial=-np.inf)) for i in
+                       _current_steps(_input_change(layer, ops, part, N), bias))
+                   for part in trains)
+        factor = 1.0 / (alpha * peak) if peak > 0.0 else 1.0
+        balanced[layer.name] /= factor
+        for part in trains:
+            change = _input_change(layer, ops, part, N) * factor
+            part[layer.name] = _fire(change, bias * factor, emission == "single",
+                                     layer.shape)[0]
+            for done in [k for k in part if last_use[k] <= idx]:
+                del part[done]
+    return balanced
+
+
+def _batch_size(layers: list[Layer], N: int) -> int:
+    """Images per batch of the float simulator: one layer's input (images × N × neurons)
+    within FLOAT_BATCH_ELEMENTS."""
+    return max(1, FLOAT_BATCH_ELEMENTS // (N * max(layer.neurons for layer in layers)))
+
+
+def _last_use(layers: list[Layer]) -> dict[str, int]:
+    """{layer: index of the last layer that reads its spike train}."""
+    last = {layer.name: 0 for layer in layers}
+    for idx, layer in enumerate(layers):
+        for q in layer.projections:
+            last[q.source] = idx
+    return last
+
+
+# --------------------------------------------------------------------------- encoder
+
+def encode_times(p: np.ndarray, N: int) -> np.ndarray:
+    """Eq. 1–2 as one signed integer per pixel: ``sgn(p)·p*`` where the pixel spikes (p* ≥ 2:
+    ``sgn(p)`` at t = 1, ``−sgn(p)`` at t = p*), 0 where it does not. ``p`` is clipped to
+    [−1, 1] first."""
+    p = np.clip(np.asarray(p, np.float64), -1.0, 1.0)
+    pstar = np.floor(np.abs(p) * (N - 1)).astype(np.int64) + 1
+    return np.where(pstar >= 2, np.sign(p).astype(np.int64) * pstar, 0)
+
+
+def encoder_trains(code: np.ndarray, N: int) -> np.ndarray:
+    """The encoder's events (len(code), N, *shape) int8 from :func:`encode_times`' codes;
+    index t − 1 holds step t."""
+    t = np.arange(1, N + 1).reshape((1, N) + (1,) * (code.ndim - 1))
+    code = code[:, None]
+    sign = np.sign(code)
+    return (sign * (t == 1) - sign * (np.abs(code) == t)).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- float simulator
+
+def simulate(net: TSCNet, x: np.ndarray, trace: bool = False,
+             batch: int | None = None) -> SimResult:
+    """Run ``net`` on images ``x`` (N_img, *input shape) in float, ``batch`` images at a time
+    (default: as many as keep one layer's input within FLOAT_BATCH_ELEMENTS).
+
+    The network has no feedback and no delays, so a layer's input over all N steps follows
+    from its sources' spike trains alone: the simulator runs layer by layer, each layer step
+    by step. That is the same arithmetic as step by step through all layers, and what
+    threshold balancing needs (a layer's current before its threshold is set).
+
+    ``outputs``: the readout's V_N/(N−1)·λ (ANN units); ``counts``: emitted events
+    (``spike_out_pos``/``neg``) per layer and step; ``decoded``: every spiking population's
+    on-steps/(N−1)·s_l and the readout's output (ANN units). ``extra``: ``spikes`` {layer:
+    {pos, neg}} mean per image; ``internal_firings`` {hidden layer: (N_img, *shape) internal
+    spike counts}; ``current_peak`` {layer: the largest |I| of any neuron, step and image, in
+    thresholds}; with ``trace``, ``trace`` {layer: (N_img, N, *shape) int8 emitted events}
+    and ``internal_trace`` {hidden layer: (N_img, N, *shape) int8 internal spikes}.
+    """
+    batch = batch or _batch_size(net.layers, net.N)
+    ops = {layer.name: _operators(layer) for layer in net.layers[1:]}
+    parts = [_simulate_batch(net, ops, x[s:s + batch], trace) for s in range(0, len(x), batch)]
+    if not parts:
+        parts = [_simulate_batch(net, ops, x[:0], trace)]
+    counts = parts[0].counts
+    for p in parts[1:]:
+        counts = counts + p.counts
+
+    def cat(group):
+        return {k: np.concatenate([p.extra[group][k] for p in parts])
+                for k in parts[0].extra[group]}
+
+    n = max(len(x), 1)
+    extra = {"spikes": {name: {"pos": c["spike_out_pos"] / n, "neg": c["spike_out_neg"] / n}
+                        for name, c in counts.by_layer().items()},
+             "internal_firings": cat("internal_firings"),
+             "current_peak": {k: max(p.extra["current_peak"][k] for p in parts)
+                              for k in parts[0].extra["current_peak"]}}
+    if trace:
+        extra["trace"] = cat("trace")
+        extra["internal_trace"] = cat("internal_trace")
+    decoded = {k: np.concatenate([p.decoded[k] for p in parts]) for k in parts[0].decoded}
+    return SimResult(decoded[net.layers[-1].name], counts, net.N, net.N, decoded, extra)
+
+
+def _simulate_batch(net: TSCNet, ops: dict, x: np.ndarray, trace: bool) -> SimResult:
+    n, N = len(x), net.N
+    first, readout = net.layers[0], net.layers[-1]
+    counts = Counts.zeros([layer.name for layer in net.layers], N, n)
+    pos, neg = ACTION_INDEX["spike_out_pos"], ACTION_INDEX["spike_out_neg"]
+    trains = {first.name: encoder_trains(encode_times(x / first.lam, N), N)}
+    internal, firings, peaks = {}, {}, {}
+    for layer in net.layers[1:]:
+        change = _input_change(layer, ops[layer.name], trains, N)
+        bias = layer.bias.reshape(-1)
+        if layer.kind == "readout":
+            v = np.zeros((n, layer.neurons))
+            peak = 0.0
+            for i in _current_steps(change, bias):
+                v += i
+                peak = max(peak, float(np.abs(i).max(initial=0.0)))
+            out = v.reshape((n,) + layer.shape) / (N - 1) * layer.lam
+            peaks[layer.name] = peak
+            break
+        trains[layer.name], spikes, peaks[layer.name] = _fire(change, bias,
+                                                              net.emission == "single",
+                                                              layer.shape)
+        firings[layer.name] = spikes.sum(axis=1, dtype=np.int64)
+        if trace:
+            internal[layer.name] = spikes
+    decoded = {}
+    for l, layer in enumerate(net.layers[:-1]):
+        events = trains[layer.name]
+        flat = events.reshape(n, N, -1)
+        counts.data[l, :, pos] = (flat > 0).sum(axis=(0, 2))
+        counts.data[l, :, neg] = (flat < 0).sum(axis=(0, 2))
+        decoded[layer.name] = on_steps(events) / (N - 1) * layer.lam
+    decoded[readout.name] = np.maximum(out, 0.0) if readout.relu_output else out
+    extra = {"internal_firings": firings, "current_peak": peaks}
+    if trace:
+        extra["trace"] = dict(trains)
+        extra["internal_trace"] = internal
+    return SimResult(decoded[readout.name], counts, N, N, decoded, extra)
+
+
+def on_steps(events: np.ndarray) -> np.ndarray:
+    """Σ_t Σ_{τ≤t} S(τ) of event trains (images, N, ...): the steps each train is on (signed).
+    An event at step τ counts for the N − τ + 1 steps from τ on."""
+    N = events.shape[1]
+    return np.tensordot(events, np.arange(N, 0, -1), axes=([1], [0]))
+
+
+def _operators(layer: Layer) -> list:
+    """Per projection into ``layer``, how the simulator applies it: a (source neurons,
+    target neurons) matrix, C-order flat, where it has at most DENSE_OPERATOR_ENTRIES
+    entries (one matrix product per batch: several times faster than the conv), else the
+    map itself. A conv's matrix is the map applied to the unit vectors, so it holds the
+    map's own weights."""
+    ops = []
+    for q in layer.projections:
+        n_src = int(np.prod(q.map.in_shape))
+        if isinstance(q.map, DenseMap):
+            ops.append(q.map.weight.T)
+        elif n_src * layer.neurons <= DENSE_OPERATOR_ENTRIES:
+            basis = np.eye(n_src).reshape((n_src,) + tuple(q.map.in_shape))
+            columns = [q.map.apply(basis[s:s + APPLY_ROWS]).reshape(-1, layer.neurons)
+                       for s in range(0, n_src, APPLY_ROWS)]
+            ops.append(np.concatenate(columns))
+        else:
+            ops.append(q.map)
+    return ops
+
+
+def _input_change(layer: Layer, ops: list, trains: dict[str, np.ndarray], N: int) -> np.ndarray:
+    """Σ_projections W·s(t): how the input events change the current of each neuron in each
+    step, (images, N, neurons) float, neurons C-order flat."""
+    n = len(trains[layer.projections[0].source])
+    change = np.zeros((n * N, layer.neurons))
+    for q, op in zip(layer.projections, ops):
+        events = trains[q.source].reshape(n * N, -1)
+        rows = np.flatnonzero(events.any(axis=1))  # (image, step) pairs with input events
+        for s in range(0, len(rows), APPLY_ROWS):
+            part = rows[s:s + APPLY_ROWS]
+            e = events[part].astype(np.float64)
+            if isinstance(op, np.ndarray):
+                change[part] += e @ op
+            else:
+                y = op.apply(e.reshape((-1,) + tuple(op.in_shape)))
+                change[part] += y.reshape(len(part), -1)
+    return change.reshape(n, N, layer.neurons)
+
+
+def _current_steps(change: np.ndarray, bias: np.ndarray):
+    """The current I(t) (images, neurons) of steps t = 1..N: each input event changes it once
+    (``I += W·s``); the bias is on in steps 1..N−1. Yields one array, updated in place."""
+    N = change.shape[1]
+    i = np.zeros((change.shape[0], change.shape[2]))
+    for t in range(N):
+        i += change[:, t]
+        if t == 0:
+            i += bias
+        if t == N - 1:  # N ≥ 2: the bias was on for N − 1 steps, as a pixel of value 1
+            i -= bias
+        yield i
+
+
+def _fire(change: np.ndarray, bias: np.ndarray, single: bool, shape) -> tuple:
+    """Hidden neurons driven by ``change`` (see :func:`_input_change`), step by step:
+    ``V += I``, ``if V ≥ 1: V −= 1``. Returns (emitted events, internal spikes), both
+    (images, N, *shape) int8, and the largest |I|. A ``single`` neuron keeps integrating after
+    its −1 (its output cannot change any more) so that its whole internal train is known."""
+    n, N, width = change.shape
+    v = np.zeros((n, width))
+    flag = np.zeros((n, width), np.int64)  # switch: the previous internal spike; single: 0, 1, 2
+    events = np.zeros((n, N, width), np.int8)
+    spikes = np.zeros((n, N, width), np.int8)
+    peak = 0.0
+    for t, i in enumerate(_current_steps(change, bias)):
+        peak = max(peak, float(np.abs(i).max(initial=0.0)))
+        v += i
+        spike = v >= 1.0
+        v -= spike
+        if single:  # +1 at the first internal spike, −1 at the first step without one
+            e = ((flag == 0) & spike).astype(np.int64) - ((flag == 1) & ~spike)
+            flag += np.abs(e)
+        else:  # ±1 at every switch of the internal train
+            e = spike - flag
+            flag = spike.astype(np.int64)
+        events[:, t] = e
+        spikes[:, t] = spike
+    full = (n, N) + tuple(shape)
+    return events.reshape(full), spikes.reshape(full), peak
+
+
+def emission_stats(result: SimResult) -> dict[str, dict[str, float]]:
+    """Per hidden layer, from a float run with ``trace``: how the emitted on-period compares
+    with the internal spike train it should carry (what ``single`` can lose; ``switch`` is
+    exact by construction). For each layer:
+
+    ``firing``          fraction of neurons with at least one internal spike (k > 0);
+    ``mean_k``          mean internal spike count k of the firing neurons;
+    ``mean_on``         mean on-steps of their emitted train (``single``: the first run);
+    ``one_run``         fraction of the firing neurons whose internal train is one
+                        contiguous run (for those ``single`` is exact);
+    ``mismatch``        fraction of the firing neurons whose on-steps differ from k;
+    ``carried``         Σ on-steps / Σ k: the share of the internal spikes that reaches the
+                        next layer;
+    ``mean_abs_error``  mean over all neurons of |on − k|/(N − 1): the error of the carried
+                        value in thresholds (units of the layer's scale s_l).
+    """
+    if "internal_trace" not in result.extra:
+        raise ValueError("emission_stats needs a float run with trace=True")
+    N = result.latency_steps
+    stats = {}
+    for name, spikes in result.extra["internal_trace"].items():
+        n_img = len(spikes)
+        inner = spikes.reshape(n_img, N, -1).astype(np.int64)
+        k = inner.sum(axis=1)
+        on = on_steps(result.extra["trace"][name].reshape(n_img, N, -1))
+        runs = np.diff(inner, axis=1, prepend=0).clip(min=0).sum(axis=1)
+        firing = k > 0
+        n_firing = max(int(firing.sum()), 1)
+        stats[name] = {
+            "firing": float(firing.mean()),
+            "mean_k": float(k[firing].sum() / n_firing),
+            "mean_on": float(on[firing].sum() / n_firing),
+            "one_run": float((runs[firing] == 1).sum() / n_firing),
+            "mismatch": float((on[firing] != k[firing]).sum() / n_firing),
+            "carried": float(on.sum() / k.sum()) if k.sum() else float("nan"),
+            "mean_abs_error": float(np.abs(on - k).mean() / (N - 1)),
+        }
+    return stats
+
+
+# --------------------------------------------------------------------------- quantizer
+
+ENCODER, HIDDEN, READOUT = 0, 1, 2
+REGS = 3  # I, V, emission flag
+
+TSCParams = namedtuple("TSCParams", [
+    "kind",  # per layer: ENCODER | HIDDEN | READOUT
+    "threshold",  # per layer: Q_l, state units per threshold
+    "bias",  # per neuron, state units (added to I at t = 1, removed at t = N)
+    "steps",  # N
+    "single",  # emission: True = single, False = switch
+    "lo", "hi", "wrap",  # register limits, overflow mode
+])
+
+
+@dataclass
+class TSCInfo:
+    """What encoding, decoding and reporting need beyond the integers."""
+
+    N: int
+    emission: str
+    lams: np.ndarray  # (layers,) s_l, ANN units per threshold
+    scale: np.ndarray  # (layers,) Q_l, state units per threshold (1 for the encoder)
+    frac: np.ndarray  # (layers,) fractional state bits
+    weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+    relu_output: bool  # the ANN's output is ReLU(readout)
+
+
+def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
+    """Integers for a float TSC network (module docstring, "State units")."""
+    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    wmax = (1 << (wb - 1)) - 1
+    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    state_range = RANGE_PER_STEP * snn.N + 1.0
+    index = {layer.name: i for i, layer in enumerate(snn.layers)}
+    # the encoder has no registers: its p* is its input row
+    kinds, scales, fracs, bits_used = [ENCODER], [1], [0], [float("nan")]
+    biases = [np.zeros(snn.layers[0].neurons)]
+    projections = ProjectionBuilder()
+    for l, layer in enumerate(snn.layers[1:], start=1):
+        kinds.append(READOUT if layer.kind == "readout" else HIDDEN)
+        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
+        wscale, frac = _layer_scale(wmax / biggest, state_range, sb, fb, pow2)
+        # one threshold is a whole number of state units (at least one); the weights take
+        # the scale that matches it exactly, clipped to weight_bits only if even one unit per
+        # threshold cannot hold the largest weight
+        q_l = max(round(wscale * 2.0 ** frac), 1)
+        wscale = q_l / 2.0 ** frac
+        scales.append(q_l)
+        fracs.append(frac)
+        biases.append(core_order(layer.bias, layer.shape) * q_l)
+        largest = 0
+        for proj in layer.projections:
+            w_int = np.clip(np.round(proj.map.weight * wscale), -wmax, wmax).astype(np.int64)
+            largest = max(largest, int(np.abs(w_int).max()))
+            projections.add(proj.map, w_int, index[proj.source], l, 0)
+        bits_used.append(float(np.log2(largest + 1) + 1))
+    sizes = np.array([layer.neurons for layer in snn.layers], np.int64)
+    lo, hi = state_limits(sb)
+    model = TSCParams(kind=np.array(kinds, np.int64), threshold=np.array(scales, np.int64),
+                      bias=np.round(np.concatenate(biases)).astype(np.int64), steps=snn.N,
+                      single=snn.emission == "single", lo=lo, hi=hi,
+                      wrap=arithmetic.overflow == "wrap")
+    info = TSCInfo(N=snn.N, emission=snn.emission,
+                   lams=np.array([layer.lam for layer in snn.layers]),
+                   scale=np.array(scales, np.float64), frac=np.array(fracs, np.int64),
+                   weight_bits_used=np.array(bits_used), relu_output=snn.layers[-1].relu_output)
+    active = np.tile(np.array([1, snn.N], np.int64), (len(sizes), 1))
+    return EventNetwork(
+        names=[layer.name for layer in snn.layers],
+        shapes=[tuple(layer.shape) for layer in snn.layers], size=sizes, active=active,
+        regs=REGS, steps=snn.N, model=model, info=info, **projections.arrays(info.frac))
+
+
+def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
+                 pow2: bool) -> tuple[float, int]:
+    """(weight scale, frac bits) of one layer: ``state_range`` thresholds must fit
+    ``state_bits`` (``wscale·2^frac·state_range ≤ 2^(state_bits−1)``). The scale that fills
+    ``weight_bits`` comes first, the headroom left becomes fractional bits (≤ ``frac_max``);
+    only if even ``frac = 0`` cannot hold the range do the weights lose bits."""
+    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
+    wscale = min(w_limit, q_max)
+    if pow2:
+        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
+    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
+    return wscale, frac
+
+
+def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
+    """Each image's input row (engine ``inputs``): the encoder's signed p* per pixel (0: no
+    spike), core order."""
+    return net.from_chw(0, encode_times(x / net.info.lams[0], net.info.N))
+
+
+# --------------------------------------------------------------------------- neuron model (numba)
+
+A_SREAD = ACTION_INDEX["state_read"]
+A_SWRITE = ACTION_INDEX["state_write"]
+A_ADD = ACTION_INDEX["add"]
+A_CMP = ACTION_INDEX["compare"]
+A_POS = ACTION_INDEX["spike_out_pos"]
+A_NEG = ACTION_INDEX["spike_out_neg"]
+A_BIAS = ACTION_INDEX["bias_add"]
+A_OVF = ACTION_INDEX["overflow"]
+
+
+@njit(cache=True, inline="always")
+def _fit(u, lo, hi, wrap):
+    """(value within [lo, hi], 1 if it overflowed), branch-free: the span is 2^state_bits, so
+    wrapping is a mask."""
+    if wrap:
+        v = ((u - lo) & (hi - lo)) + lo
+    else:
+        v = min(max(u, lo), hi)
+    return v, np.int64(v != u)
+
+
+@engine.neuron_model(TSCParams)
+@njit(cache=True, inline="always")
+def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
+    # every field the loops use is read into a local first (a namedtuple field read inside a
+    # loop costs a reference-count update per access); registers through slice views; the
+    # loops are branch-free (masks instead of ifs) so they vectorise
+    n = acc.shape[0]
+    kind = m.kind[l]
+    npos = 0
+    nneg = 0
+    if kind == ENCODER:
+        code = x[:n]
+        first = np.int64(t == 1)
+        for j in range(n):
+            p = code[j]
+            sgn = np.int64(p > 0) - np.int64(p < 0)
+            s = sgn * (first - np.int64(abs(p) == t))  # p ≠ 0 means p* ≥ 2: never both
+            ev_sign[j] = s
+            npos += s > 0
+            nneg += s < 0
+        c[A_SREAD] += n
+        c[A_CMP] += n
+    else:
+        lo, hi, wrap = m.lo, m.hi, m.wrap
+        q = m.threshold[l]
+        cur = st[0, off:off + n]
+        mem = st[1, off:off + n]
+        flag = st[2, off:off + n]
+        bias = m.bias[off:off + n]
+        edge = np.int64(t == 1) - np.int64(t == m.steps)  # bias on at t = 1, off at t = N
+        novf = 0
+        nlive = 0
+        nfire = 0
+        nbias = 0
+        if kind == READOUT:
+            for j in range(n):
+                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+                cur[j] = i
+                mem[j] = v
+                novf += o1 + o2
+                nbias += np.int64(bias[j] != 0)
+            nlive = n
+        elif m.single:
+            for j in range(n):
+                f = flag[j]
+                live = np.int64(f < 2)
+                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+                fire = np.int64(v >= q)
+                v -= fire * q
+                e = np.int64(f == 0) * fire - np.int64(f == 1) * (1 - fire)
+                cur[j] += live * (i - cur[j])  # a neuron done with its −1 stays frozen
+                mem[j] += live * (v - mem[j])
+                flag[j] = f + abs(e)
+                ev_sign[j] = e
+                npos += e > 0
+                nneg += e < 0
+                nlive += live
+                nfire += live * fire
+                novf += live * (o1 + o2)
+                nbias += live * np.int64(bias[j] != 0)
+        else:
+            for j in range(n):
+                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+                fire = np.int64(v >= q)
+                cur[j] = i
+                mem[j] = v - fire * q
+                e = fire - flag[j]
+                flag[j] = fire
+                ev_sign[j] = e
+                npos += e > 0
+                nneg += e < 0
+                nfire += fire
+                novf += o1 + o2
+                nbias += np.int64(bias[j] != 0)
+            nlive = n
+        c[A_SREAD] += 2 * nlive
+        c[A_SWRITE] += 2 * nlive
+        c[A_ADD] += 2 * nlive
+        c[A_OVF] += novf
+        if edge != 0:
+            c[A_BIAS] += nbias
+        if kind == READOUT:
+            return 0
+        c[A_SREAD] += n
+        c[A_SWRITE] += npos + nneg
+        c[A_ADD] += nfire
+        c[A_CMP] += nlive
+    c[A_POS] += npos
+    c[A_NEG] += nneg
+    ne = 0  # compact the signs into events, in place
+    for j in range(n):
+        s = ev_sign[j]
+        ev_idx[ne] = j
+        ev_sign[ne] = s
+        ne += s != 0
+    return ne
+
+
+# --------------------------------------------------------------------------- reference (numpy)
+
+@reference_model(TSCParams)
+def tsc_reference_step(m, l, t, x, acc, st, off, c):
+    """The TSC neuron of layer l at step t for a whole batch, vectorised: returns the events
+    (images, n) in {−1, 0, 1} and adds this step's counts to ``c`` (images, actions)."""
+    n_img, n = acc.shape
+    sl = slice(off, off + n)
+    kind = m.kind[l]
+    if kind == ENCODER:
+        code = x[:, :n]
+        events = np.where((t == 1) & (code != 0), np.sign(code), 0) \
+            - np.where(np.abs(code) == t, np.sign(code), 0)
+        c[:, A_SREAD] += n
+        c[:, A_CMP] += n
+    else:
+        bits = int(m.hi).bit_length() + 1
+        wrap = bool(m.wrap)
+        bias = m.bias[sl]
+        if t == 1:
+            z = acc + bias
+        elif t == m.steps:
+            z = acc - bias
+        else:
+            z = acc
+        cur, mem, flag = st[:, 0, sl], st[:, 1, sl], st[:, 2, sl]
+        i, over_i = fit_np(cur + z, bits, wrap)
+        v, over_v = fit_np(mem + i, bits, wrap)
+        fire = v >= m.threshold[l]
+        if kind == READOUT:
+            live = np.ones((n_img, n), bool)
+            events = np.zeros((n_img, n), np.int64)
+        elif m.single:
+            live = flag < 2
+            events = np.select([(flag == 0) & fire, (flag == 1) & ~fire], [1, -1], 0)
+        else:
+            live = np.ones((n_img, n), bool)
+            events = fire.astype(np.int64) - flag
+        if kind == HIDDEN:
+            v = np.where(fire, v - m.threshold[l], v)
+            st[:, 2, sl] = flag + np.abs(events) if m.single else fire
+        st[:, 0, sl] = np.where(live, i, cur)
+        st[:, 1, sl] = np.where(live, v, mem)
+        n_live = live.sum(axis=1)
+        c[:, A_SREAD] += 2 * n_live
+        c[:, A_SWRITE] += 2 * n_live
+        c[:, A_ADD] += 2 * n_live
+        c[:, A_OVF] += ((over_i.astype(np.int64) + over_v) * live).sum(axis=1)
+        if t == 1 or t == m.steps:
+            c[:, A_BIAS] += (live & (bias != 0)).sum(axis=1)
+        if kind == HIDDEN:
+            c[:, A_SREAD] += n
+            c[:, A_SWRITE] += np.abs(events).sum(axis=1)
+            c[:, A_ADD] += (fire & live).sum(axis=1)
+            c[:, A_CMP] += n_live
+    c[:, A_POS] += (events > 0).sum(axis=1)
+    c[:, A_NEG] += (events < 0).sum(axis=1)
+    return events
+
+
+# --------------------------------------------------------------------------- running it
+
+def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progress=None,
+                   batch: int = 256) -> SimResult:
+    """Bit-accurate run of ``x`` (N_img, *input shape) on the event engine, as a ``SimResult``.
+
+    ``outputs``: the readout's V_N/(Q·(N−1))·λ (ANN units); ``counts``: every counted action
+    per layer × step and per image × layer; ``extra["overflow_by_layer"]``: the
+    saturations/wraps per layer. With ``trace``, ``decoded`` holds each spiking population's
+    on-steps/(N−1)·s_l, ``extra["spikes"]`` the event trains (N_img, N, neurons) in core
+    order, ``extra["register_high"]`` each layer's largest |I| or |V| in thresholds and
+    ``extra["state_bits_needed"]`` the bits that hold it at the weights' resolution (None
+    where a register overflowed; the encoder: its signed p*). ``progress(done, total)`` is
+    called after each batch.
+    """
+    info = net.info
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, None, trace, batch,
+                                                       progress, watermarks=trace)
+    last = net.layers - 1
+    out = net.to_chw(last, registers[:, 1]) / (info.scale[last] * (info.N - 1)) * info.lams[last]
+    if info.relu_output:
+        out = np.maximum(out, 0.0)
+    decoded = {net.names[last]: out}
+    ovf = counts.data[:, :, A_OVF].sum(axis=1)
+    extra = {"overflow_by_layer": dict(zip(net.names, ovf.tolist())),
+             "weight_bits_used": dict(zip(net.names, info.weight_bits_used.tolist())),
+             "frac_bits": dict(zip(net.names, info.frac.tolist()))}
+    if trace:
+        extra["spikes"] = spikes
+        peak = high[0][:, :2].max(axis=1)  # I and V; the flag is a 2-bit state
+        extra["register_high"] = dict(zip(net.names[1:], (peak / info.scale)[1:].tolist()))
+        # the encoder's one register is its signed p* (at most N)
+        extra["state_bits_needed"] = {net.names[0]: int(info.N).bit_length() + 1}
+        extra["state_bits_needed"].update({
+            net.names[l]: None if ovf[l] else
+            int(np.ceil(np.log2(peak[l] / 2.0 ** info.frac[l] + 1))) + 1
+            for l in range(1, net.layers)})
+        for l in range(last):
+            on = on_steps(spikes[:, :, net.layer_slice(l)])
+            decoded[net.names[l]] = net.to_chw(l, on) / (info.N - 1) * info.lams[l]
+    return SimResult(out, counts, info.N, info.N, decoded, extra)
+
+
+# --------------------------------------------------------------------------- the plug-in
+
+class TSCScheme(Scheme):
+    name = "tsc"
+    summary = "temporal switch coding: a value is an on-period between two spikes (Han & Roy)"
+    params = PARAMS
+
+    def check(self, params: dict[str, Any]) -> None:
+        for p in self.params:  # also covers values set in code rather than parsed
+            p.validate(params[p.name], self.name)
+
+    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
+              scales: dict[str, float] | None = None) -> TSCNet:
+        """Calibrate (unless ``scales`` are given), convert, balance thresholds if asked."""
+        self.check(params)
+        if scales is None:
+            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
+        return convert(graph, scales, params, calib_x)
+
+    def simulate(self, snn: TSCNet, x: np.ndarray, trace: bool = False) -> SimResult:
+        return simulate(snn, x, trace=trace)
+
+    def timing(self, snn: TSCNet) -> tuple[int, int]:
+        return snn.latency_steps, snn.steps_per_frame
+
+    def quantize(self, snn: TSCNet, arithmetic) -> EventNetwork:
+        return quantize(snn, arithmetic)
+
+    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
+                       progress=None) -> SimResult:
+        return simulate_fixed(fixed, x, trace=trace, progress=progress)
+
+
+SCHEME = TSCScheme()
