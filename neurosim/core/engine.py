@@ -364,7 +364,7 @@ def _salt_cache_key(dispatcher):
     def key(sig, codegen):
         models = [_model_files[cls] for cls in (getattr(a, "instance_class", None) for a in sig)
                   if cls in _model_files]
-        files = sorted(set(models) | {__file__})
+        files = sorted(set(models) | {__file__, str(Path(__file__).with_name("registers.py"))})
         digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()
         return index_key(sig, codegen), digest
 

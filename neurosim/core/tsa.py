@@ -42,6 +42,7 @@ from ..results import SimResult
 from . import engine
 from .network import EventNetwork, ProjectionBuilder, core_order
 from .reference import reference_model, run_reference
+from .registers import fit as _fit
 
 ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
 KIND_NAMES = {ENCODER: "encoder", TSA: "tsa", TSA_RELU: "tsa_relu", READOUT: "readout"}
@@ -288,17 +289,6 @@ def _amplify(u, a):
     out += a[8] * (((u << a[9]) + a[11]) >> a[10])
     out += a[12] * (((u << a[13]) + a[15]) >> a[14])
     return out
-
-
-@njit(cache=True, inline="always")
-def _fit(u, lo, hi, wrap):
-    """(value within [lo, hi], 1 if it overflowed). Branch-free, so the neuron loops vectorise:
-    the span is 2^state_bits, so wrapping is a mask."""
-    if wrap:
-        v = ((u - lo) & (hi - lo)) + lo
-    else:
-        v = min(max(u, lo), hi)
-    return v, np.int64(v != u)
 
 
 @engine.neuron_model(TSAParams)

@@ -116,6 +116,7 @@ from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
+from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
 from ..fixed_point import fit_np, shift_right_np, state_limits
@@ -506,17 +507,6 @@ A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
 A_MAC = ACTION_INDEX["mac"]
 INT64_MIN = np.iinfo(np.int64).min
-
-
-@njit(cache=True, inline="always")
-def _fit(u, lo, hi, wrap):
-    """(value within [lo, hi], 1 if it overflowed), branch-free: the span is 2^state_bits, so
-    wrapping is a mask."""
-    if wrap:
-        v = ((u - lo) & (hi - lo)) + lo
-    else:
-        v = min(max(u, lo), hi)
-    return v, np.int64(v != u)
 
 
 @njit(cache=True, inline="always")

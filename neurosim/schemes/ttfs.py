@@ -117,6 +117,7 @@ from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
+from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
 from ..fixed_point import fit_np, state_limits
@@ -462,17 +463,6 @@ A_CMP = ACTION_INDEX["compare"]
 A_POS = ACTION_INDEX["spike_out_pos"]
 A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
-
-
-@njit(cache=True, inline="always")
-def _fit(u, lo, hi, wrap):
-    """(value within [lo, hi], 1 if it overflowed), branch-free: the span is 2^state_bits, so
-    wrapping is a mask."""
-    if wrap:
-        v = ((u - lo) & (hi - lo)) + lo
-    else:
-        v = min(max(u, lo), hi)
-    return v, np.int64(v != u)
 
 
 @engine.neuron_model(TTFSParams)
