@@ -84,33 +84,50 @@ class Param:
 
 
 class Scheme:
-    """Base class of a coding scheme plug-in (see the module docstring)."""
+    """Base class of a coding scheme plug-in (see the module docstring).
+
+    A scheme whose module provides plain functions names them as class attributes and
+    inherits the methods that call them: ``float_simulator(snn, x, trace=...)``,
+    ``quantizer(snn, arithmetic)`` and ``fixed_simulator(fixed, x, trace=..., progress=...)``.
+    Its SNN's ``latency_steps`` and ``steps_per_frame`` are the default timing, and every
+    parameter is validated by the default ``check``.
+    """
 
     name: str = ""
     summary: str = ""
     params: tuple[Param, ...] = ()
+    float_simulator: Callable | None = None
+    quantizer: Callable | None = None
+    fixed_simulator: Callable | None = None
 
     def check(self, params: dict[str, Any]) -> None:
-        """Checks that involve more than one key, or derived values; raise UserError."""
+        """Every parameter's own check (also for values set in code rather than parsed); a
+        scheme adds checks that involve more than one key. Raise UserError."""
+        for p in self.params:
+            p.validate(params[p.name], self.name)
 
-    def build(self, graph, calib_x: np.ndarray, params: dict[str, Any]):
+    def build(self, graph, calib_x: np.ndarray, params: dict[str, Any], scales=None):
         raise NotImplementedError
 
-    def simulate(self, snn, x: np.ndarray) -> SimResult:
-        raise NotImplementedError
+    def simulate(self, snn, x: np.ndarray, trace: bool = False) -> SimResult:
+        return type(self).float_simulator(snn, x, trace=trace)
 
     def timing(self, snn) -> tuple[int, int]:
-        raise NotImplementedError
+        return snn.latency_steps, snn.steps_per_frame
 
     # -- fixed point (bit-accurate hardware model); a scheme without one says so
     def quantize(self, snn, arithmetic):
         """The SNN in integers for a profile's ``arithmetic`` (the core's network)."""
-        raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet; "
-                        f"use --precision float")
+        if self.quantizer is None:
+            raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet; "
+                            f"use --precision float")
+        return type(self).quantizer(snn, arithmetic)
 
     def simulate_fixed(self, fixed, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
         """Bit-accurate run with every counted action (``SimResult.counts``)."""
-        raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet")
+        if self.fixed_simulator is None:
+            raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet")
+        return type(self).fixed_simulator(fixed, x, trace=trace, progress=progress)
 
     # -- shared helpers
     def defaults(self) -> dict[str, Any]:

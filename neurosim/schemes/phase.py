@@ -770,10 +770,12 @@ class PhaseScheme(Scheme):
     name = "phase"
     summary = "phase coding, weighted spikes 2^-1…2^-K, MSB first (Kim et al.)"
     params = PARAMS
+    float_simulator = staticmethod(simulate)
+    quantizer = staticmethod(quantize)
+    fixed_simulator = staticmethod(simulate_fixed)
 
     def check(self, params: dict[str, Any]) -> None:
-        for p in self.params:  # also covers values set in code rather than parsed
-            p.validate(params[p.name], self.name)
+        super().check(params)
         if params["skip_periods"] >= params["periods"]:
             raise UserError(f"coding 'phase': skip_periods={params['skip_periods']} must be "
                             f"less than periods={params['periods']} (the readout would "
@@ -787,18 +789,8 @@ class PhaseScheme(Scheme):
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         return convert(graph, scales, params, calib_x)
 
-    def simulate(self, snn: PhaseNet, x: np.ndarray, trace: bool = False) -> SimResult:
-        return simulate(snn, x, trace=trace)
-
     def timing(self, snn: PhaseNet) -> tuple[int, int]:
         return snn.steps, snn.steps
-
-    def quantize(self, snn: PhaseNet, arithmetic) -> EventNetwork:
-        return quantize(snn, arithmetic)
-
-    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
-                       progress=None) -> SimResult:
-        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = PhaseScheme()

@@ -676,10 +676,9 @@ class RateScheme(Scheme):
     name = "rate"
     summary = "rate coding, IF neurons with reset by subtraction"
     params = PARAMS
-
-    def check(self, params: dict[str, Any]) -> None:
-        for p in self.params:  # also covers values set in code rather than parsed
-            p.validate(params[p.name], self.name)
+    float_simulator = staticmethod(simulate)
+    quantizer = staticmethod(quantize)
+    fixed_simulator = staticmethod(simulate_fixed)
 
     def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
               scales: dict[str, float] | None = None) -> RateNet:
@@ -688,19 +687,6 @@ class RateScheme(Scheme):
         if scales is None:
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         return convert(graph, scales, params)
-
-    def simulate(self, snn: RateNet, x: np.ndarray, trace: bool = False) -> SimResult:
-        return simulate(snn, x, trace=trace)
-
-    def timing(self, snn: RateNet) -> tuple[int, int]:
-        return snn.latency_steps, snn.steps_per_frame
-
-    def quantize(self, snn: RateNet, arithmetic) -> EventNetwork:
-        return quantize(snn, arithmetic)
-
-    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
-                       progress=None) -> SimResult:
-        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = RateScheme()

@@ -44,10 +44,13 @@ import numpy as np
 
 from .. import ann
 from ..calibrate import calibrate, check_percentile
+from ..core.tsa import quantize_sws
+from ..core.tsa import simulate_fixed as simulate_fixed_tsa
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
+from ..fixed_point import MAX_CSD_TERMS as MAX_BETA_TERMS
+from ..fixed_point import csd_terms
 from ..graph import Graph, MaxPool, populations
-from ..fixed_point import MAX_CSD_TERMS as MAX_BETA_TERMS, csd_terms
 from ..projection import ConvMap, DenseMap, normal_form, population_bias
 from .base import Param, Scheme, SimResult
 
@@ -568,10 +571,12 @@ class SWSScheme(Scheme):
     name = "sws"
     summary = "stepwise weighted / canonic signed spikes, TSA neurons (Gu et al.)"
     params = PARAMS
+    float_simulator = staticmethod(simulate)
+    quantizer = staticmethod(quantize_sws)  # the TSA neuron model on the event engine
+    fixed_simulator = staticmethod(simulate_fixed_tsa)
 
     def check(self, params: dict[str, Any]) -> None:
-        for p in self.params:  # also covers values set in code rather than parsed
-            p.validate(params[p.name], self.name)
+        super().check(params)
         # spike amplitudes span β^(Tc+Ts): beyond float64's 52-bit mantissa the float
         # simulator can no longer resolve the smallest amplitude against the largest
         span = (params["Tc"] + params["Ts"]) * math.log2(params["beta"])
@@ -589,22 +594,6 @@ class SWSScheme(Scheme):
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         net, _ = adjust_amplitudes(graph, scales, params, calib_x, int(params["amplitude_adjust"]))
         return net
-
-    def simulate(self, snn: SWSNet, x: np.ndarray, trace: bool = False) -> SimResult:
-        return simulate(snn, x, trace=trace)
-
-    def timing(self, snn: SWSNet) -> tuple[int, int]:
-        return snn.latency_steps, snn.steps_per_frame
-
-    def quantize(self, snn: SWSNet, arithmetic):
-        from ..core.tsa import quantize_sws
-
-        return quantize_sws(snn, arithmetic)
-
-    def simulate_fixed(self, fixed, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
-        from ..core.tsa import simulate_fixed
-
-        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = SWSScheme()

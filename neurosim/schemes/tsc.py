@@ -796,10 +796,9 @@ class TSCScheme(Scheme):
     name = "tsc"
     summary = "temporal switch coding: a value is an on-period between two spikes (Han & Roy)"
     params = PARAMS
-
-    def check(self, params: dict[str, Any]) -> None:
-        for p in self.params:  # also covers values set in code rather than parsed
-            p.validate(params[p.name], self.name)
+    float_simulator = staticmethod(simulate)
+    quantizer = staticmethod(quantize)
+    fixed_simulator = staticmethod(simulate_fixed)
 
     def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
               scales: dict[str, float] | None = None) -> TSCNet:
@@ -808,19 +807,6 @@ class TSCScheme(Scheme):
         if scales is None:
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         return convert(graph, scales, params, calib_x)
-
-    def simulate(self, snn: TSCNet, x: np.ndarray, trace: bool = False) -> SimResult:
-        return simulate(snn, x, trace=trace)
-
-    def timing(self, snn: TSCNet) -> tuple[int, int]:
-        return snn.latency_steps, snn.steps_per_frame
-
-    def quantize(self, snn: TSCNet, arithmetic) -> EventNetwork:
-        return quantize(snn, arithmetic)
-
-    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
-                       progress=None) -> SimResult:
-        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = TSCScheme()

@@ -671,10 +671,9 @@ class TTFSScheme(Scheme):
     name = "ttfs"
     summary = "time-to-first-spike, one spike per neuron, layer-by-layer windows (exact mapping)"
     params = PARAMS
-
-    def check(self, params: dict[str, Any]) -> None:
-        for p in self.params:  # also covers values set in code rather than parsed
-            p.validate(params[p.name], self.name)
+    float_simulator = staticmethod(simulate)
+    quantizer = staticmethod(quantize)
+    fixed_simulator = staticmethod(simulate_fixed)
 
     def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
               scales: dict[str, float] | None = None) -> TTFSNet:
@@ -683,19 +682,6 @@ class TTFSScheme(Scheme):
         if scales is None:
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         return convert(graph, scales, params)
-
-    def simulate(self, snn: TTFSNet, x: np.ndarray, trace: bool = False) -> SimResult:
-        return simulate(snn, x, trace=trace)
-
-    def timing(self, snn: TTFSNet) -> tuple[int, int]:
-        return snn.latency_steps, snn.steps_per_frame
-
-    def quantize(self, snn: TTFSNet, arithmetic) -> EventNetwork:
-        return quantize(snn, arithmetic)
-
-    def simulate_fixed(self, fixed: EventNetwork, x: np.ndarray, trace: bool = False,
-                       progress=None) -> SimResult:
-        return simulate_fixed(fixed, x, trace=trace, progress=progress)
 
 
 SCHEME = TTFSScheme()
