@@ -189,7 +189,6 @@ def _load_inputs(args):
     from .data import check_labels, load_calibration, load_data
     from .hw.profile import load_profile
     from .onnx_import import load_onnx
-
     from .report import check_output_path
 
     _reject_unavailable(args)

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .graph import (Add, AvgPool, Conv, Dense, Graph, Input, MaxPool, Node, Relu,
-                    Reshape)
+from .graph import Add, AvgPool, Conv, Dense, Graph, Input, MaxPool, Node, Relu, Reshape
 
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",

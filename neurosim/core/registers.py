@@ -16,3 +16,18 @@ def fit(u, lo, hi, wrap):
     else:
         v = min(max(u, lo), hi)
     return v, np.int64(v != u)
+
+
+@njit(cache=True, inline="always")
+def compact_events(ev_idx, ev_sign, n):
+    """Turn the signs a neuron loop wrote to ``ev_sign[0:n]`` (0: no spike) into events in
+    place: neuron indices in ``ev_idx``, their signs in ``ev_sign``, in neuron order (so the
+    fan-out meets a position's channels together). Returns the number of events. Writing the
+    signs first keeps the neuron loop branch-free."""
+    ne = 0
+    for j in range(n):
+        s = ev_sign[j]
+        ev_idx[ne] = j
+        ev_sign[ne] = s
+        ne += s != 0
+    return ne

@@ -42,6 +42,7 @@ from ..results import SimResult
 from . import engine
 from .network import EventNetwork, ProjectionBuilder, core_order
 from .reference import reference_model, run_reference
+from .registers import compact_events
 from .registers import fit as _fit
 
 ENCODER, TSA, TSA_RELU, READOUT = 0, 1, 2, 3
@@ -363,12 +364,7 @@ def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
                 ev_sign[j] = sgn
                 npos += sgn > 0
                 nneg += sgn < 0
-        ne = 0
-        for j in range(n):
-            sgn = ev_sign[j]
-            ev_idx[ne] = j
-            ev_sign[ne] = sgn
-            ne += sgn != 0
+        compact_events(ev_idx, ev_sign, n)  # npos + nneg events
     # counts (README "Counting semantics")
     regs = 2 if relu else 1
     c[A_SREAD] += regs * n

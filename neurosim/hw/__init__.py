@@ -1,10 +1,5 @@
 """Hardware side of neurosim: profiles (YAML), layer-to-core mapping and the profiles table."""
 
-from neurosim.hw.profile import (  # noqa: F401
-    Profile,
-    bundled_profiles,
-    load_profile,
-)
 from neurosim.hw.mapping import (  # noqa: F401
     LayerSize,
     Mapping,
@@ -14,4 +9,9 @@ from neurosim.hw.mapping import (  # noqa: F401
     mapping_to_dict,
     profile_to_dict,
     profiles_to_dict,
+)
+from neurosim.hw.profile import (  # noqa: F401
+    Profile,
+    bundled_profiles,
+    load_profile,
 )

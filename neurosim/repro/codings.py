@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from ..data import digits
 from ..energy import ann_energy
 from ..hw.profile import load_profile

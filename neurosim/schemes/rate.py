@@ -87,6 +87,7 @@ from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order, hwc_perm
 from ..core.reference import reference_model
+from ..core.registers import compact_events
 from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
@@ -576,12 +577,7 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         return 0
     c[A_CMP] += n
     c[A_POS] += nspk
-    ne = 0  # compact the signs into events, in place
-    for j in range(n):
-        s = ev_sign[j]
-        ev_idx[ne] = j
-        ev_sign[ne] = s
-        ne += s != 0
+    ne = compact_events(ev_idx, ev_sign, n)
     return ne
 
 

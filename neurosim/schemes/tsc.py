@@ -107,6 +107,7 @@ from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
+from ..core.registers import compact_events
 from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
@@ -678,12 +679,7 @@ def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         c[A_CMP] += nlive
     c[A_POS] += npos
     c[A_NEG] += nneg
-    ne = 0  # compact the signs into events, in place
-    for j in range(n):
-        s = ev_sign[j]
-        ev_idx[ne] = j
-        ev_sign[ne] = s
-        ne += s != 0
+    ne = compact_events(ev_idx, ev_sign, n)
     return ne
 
 

@@ -117,6 +117,7 @@ from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
+from ..core.registers import compact_events
 from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
@@ -514,12 +515,7 @@ def ttfs_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         c[A_CMP] += n
         c[A_POS] += npos
         c[A_OVF] += novf
-        ne = 0  # compact the signs into events, in place
-        for j in range(n):
-            sgn = ev_sign[j]
-            ev_idx[ne] = j
-            ev_sign[ne] = sgn
-            ne += sgn != 0
+        ne = compact_events(ev_idx, ev_sign, n)
         return ne
     if s == T - 1:  # boundary: the bias; this offset's spikes (value 0) are dropped
         bias = m.bias[off:off + n]
