@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..calibrate import calibrate, check_percentile
 from ..errors import UserError, did_you_mean
 from ..results import SimResult  # noqa: F401  (re-exported: schemes return it)
 
@@ -99,6 +100,8 @@ class Scheme:
     float_simulator: Callable | None = None
     quantizer: Callable | None = None
     fixed_simulator: Callable | None = None
+    converter: Callable | None = None  # convert(graph, scales, params[, calib_x]) -> the SNN
+    converter_uses_data: bool = False  # the converter tunes itself on calib_x too
 
     def check(self, params: dict[str, Any]) -> None:
         """Every parameter's own check (also for values set in code rather than parsed); a
@@ -107,7 +110,14 @@ class Scheme:
             p.validate(params[p.name], self.name)
 
     def build(self, graph, calib_x: np.ndarray, params: dict[str, Any], scales=None):
-        raise NotImplementedError
+        """Check the parameters, calibrate at the spec's ``percentile`` (unless ``scales``
+        are given) and convert with the scheme's ``converter``."""
+        self.check(params)
+        if scales is None:
+            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
+        if self.converter_uses_data:
+            return type(self).converter(graph, scales, params, calib_x)
+        return type(self).converter(graph, scales, params)
 
     def simulate(self, snn, x: np.ndarray, trace: bool = False) -> SimResult:
         return type(self).float_simulator(snn, x, trace=trace)

@@ -112,7 +112,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
@@ -769,6 +768,8 @@ class PhaseScheme(Scheme):
     float_simulator = staticmethod(simulate)
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
+    converter = staticmethod(convert)
+    converter_uses_data = True  # to warn about negative inputs, which the encoder sends as 0
 
     def check(self, params: dict[str, Any]) -> None:
         super().check(params)
@@ -776,14 +777,6 @@ class PhaseScheme(Scheme):
             raise UserError(f"coding 'phase': skip_periods={params['skip_periods']} must be "
                             f"less than periods={params['periods']} (the readout would "
                             f"integrate nothing)")
-
-    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
-              scales: dict[str, float] | None = None) -> PhaseNet:
-        """Calibrate (unless ``scales`` are given) and convert."""
-        self.check(params)
-        if scales is None:
-            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
-        return convert(graph, scales, params, calib_x)
 
     def timing(self, snn: PhaseNet) -> tuple[int, int]:
         return snn.steps, snn.steps

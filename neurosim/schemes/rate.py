@@ -83,7 +83,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order, hwc_perm
 from ..core.reference import reference_model
@@ -675,14 +674,7 @@ class RateScheme(Scheme):
     float_simulator = staticmethod(simulate)
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
-
-    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
-              scales: dict[str, float] | None = None) -> RateNet:
-        """Calibrate (unless ``scales`` are given) and convert."""
-        self.check(params)
-        if scales is None:
-            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
-        return convert(graph, scales, params)
+    converter = staticmethod(convert)
 
 
 SCHEME = RateScheme()

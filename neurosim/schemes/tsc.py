@@ -103,7 +103,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
@@ -795,14 +794,8 @@ class TSCScheme(Scheme):
     float_simulator = staticmethod(simulate)
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
-
-    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
-              scales: dict[str, float] | None = None) -> TSCNet:
-        """Calibrate (unless ``scales`` are given), convert, balance thresholds if asked."""
-        self.check(params)
-        if scales is None:
-            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
-        return convert(graph, scales, params, calib_x)
+    converter = staticmethod(convert)
+    converter_uses_data = True  # tunes thresholds on the calibration images
 
 
 SCHEME = TSCScheme()

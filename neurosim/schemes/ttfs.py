@@ -113,7 +113,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..calibrate import calibrate, check_percentile
 from ..core import engine
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
@@ -670,14 +669,7 @@ class TTFSScheme(Scheme):
     float_simulator = staticmethod(simulate)
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
-
-    def build(self, graph: Graph, calib_x: np.ndarray, params: dict[str, Any],
-              scales: dict[str, float] | None = None) -> TTFSNet:
-        """Calibrate (unless ``scales`` are given) and convert."""
-        self.check(params)
-        if scales is None:
-            scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
-        return convert(graph, scales, params)
+    converter = staticmethod(convert)
 
 
 SCHEME = TTFSScheme()
