@@ -56,7 +56,7 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
             widths.append({"weight_bits": bits, "state_bits": ar.state_bits,
                            "accuracy": r.accuracy(data.y),
                            "ann_quantized_accuracy": ann.accuracy(
-                               quantized_weights(graph, bits, ar.weight_scale == "per_layer_pow2"),
+                               quantized_weights(graph, bits, ar.weight_scale != "per_layer"),
                                data.x, data.y),
                            "overflows": int(r.counts.total()["overflow"])})
             if progress:
@@ -73,6 +73,10 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                  if all(v["accuracy"] >= flt.accuracy(data.y) - 0.005 for v in widths
                         if v["weight_bits"] >= w["weight_bits"])), None),
             "state_bits_needed": _most_needed(layers),
+            # 'source->target': bits its largest stored weight uses (None: not reported)
+            "weight_bits_by_projection": {k: _finite(v) for k, v in
+                                          fx.extra.get("weight_bits_by_projection", {}).items()}
+                                         or None,
         })
     return results
 
@@ -136,6 +140,12 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
             headers=["weight bits", "state bits", "fixed acc", "vs float pp",
                      "ANN, same\nweight bits", "overflows"],
             disable_numparse=True, colalign=("right",) * 6))
+        joins = _joins(r["weight_bits_by_projection"])
+        if joins:
+            out.append(textwrap.fill(
+                "Weight bits per projection at layers fed by more than one: " + "; ".join(
+                    f"{_short(k, 40)} {'-' if v is None else f'{v:.1f}'}" for k, v in joins), 100))
+            out.append("")
         half = r["weight_bits_within_half_point"]
         need = r["state_bits_needed"]
         out.append(textwrap.fill(
@@ -151,6 +161,15 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
               "the rest is spiking arithmetic.", 100))
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def _joins(by_projection: dict | None) -> list[tuple[str, float | None]]:
+    """The projections into layers that have more than one (residual joins), in order."""
+    if not by_projection:
+        return []
+    targets = [k.rsplit("->", 1)[-1] for k in by_projection]
+    return [(k, v) for k, v, t in zip(by_projection, by_projection.values(), targets)
+            if targets.count(t) > 1]
 
 
 def _short(name: str, width: int = 24) -> str:

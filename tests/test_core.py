@@ -107,7 +107,7 @@ def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
        neg=st.booleans(), relu=st.booleans(), encoder=st.sampled_from(["current", "potential"]),
        overflow=st.sampled_from(["saturate", "wrap"]), rnd=st.sampled_from(["floor", "nearest"]),
        wb=st.integers(3, 8), sb=st.integers(12, 24), fb=st.integers(0, 4),
-       scale=st.sampled_from(["per_layer_pow2", "per_layer"]), squeeze=st.sampled_from([0.3, 1.0]))
+       scale=st.sampled_from(["per_layer_pow2", "per_projection_pow2", "per_layer"]), squeeze=st.sampled_from([0.3, 1.0]))
 def test_core_equals_reference_on_random_networks(net_rng, Tc, Ts, beta, ratio, neg, relu, encoder,
                                                   overflow, rnd, wb, sb, fb, scale, squeeze):
     g, rng = net_rng
@@ -200,3 +200,23 @@ def test_headroom_comes_from_fraction_bits_before_weight_bits():
     tight = fixed(g, lams, sws_params(Tc=8, Ts=2, beta=2.0),
                   dataclasses.replace(LOIHI, state_bits=16, allow_overflow=True))
     assert tight.info.frac[2] == 0 and tight.info.weight_bits_used[2] < 7.0  # only then weights pay
+
+
+def test_per_projection_exponents_keep_every_projections_weight_bits():
+    """At digits_resnet's residual joins the two projections' weights differ in size: with one
+    exponent per layer the smaller one loses bits, with one per projection every projection's
+    stored integers fill the weight bits (within one bit), still fit them, and enter the
+    state at the layer's unit (the same float network, the same state units)."""
+    g, lams = bundled("digits_resnet")
+    p = sws_params(Tc=8, Ts=2, beta=2.0)
+    layer = fixed(g, lams, p, dataclasses.replace(LOIHI, weight_scale="per_layer_pow2"))
+    proj = fixed(g, lams, p, dataclasses.replace(LOIHI, weight_scale="per_projection_pow2"))
+    per_layer = layer.info.weight_bits_by_projection
+    per_proj = proj.info.weight_bits_by_projection
+    assert per_layer.keys() == per_proj.keys()
+    assert min(per_layer.values()) < LOIHI.weight_bits - 1  # some projection lost bits
+    assert all(b > LOIHI.weight_bits - 1 for b in per_proj.values()), per_proj
+    assert np.abs(proj.weight_ints).max() <= (1 << (LOIHI.weight_bits - 1)) - 1
+    assert proj.p_fine.max() > 0 and np.array_equal(proj.info.scale, layer.info.scale)
+    assert np.all(proj.weights == proj.weight_ints << np.repeat(
+        proj.info.frac[proj.p_dst] - proj.p_fine, np.diff(np.append(proj.p_woff, proj.weights.size))))

@@ -18,7 +18,11 @@ integer parameters whose class selects the neuron model the engine calls
   ``neurosim.projection``), with a delay in steps (a FIFO: the target reads the source's
   events of ``delay`` steps back; its writes and reads are counted). ``weights`` hold the
   integers the synapse memory stores (``weight_ints``) shifted left by the target layer's
-  fractional bits (wiring that places them in the state word, not a counted action).
+  fractional bits less the projection's own ``p_fine`` bits (wiring that places them in the
+  state word, not a counted action). ``p_fine`` > 0 is a per-projection weight exponent: a
+  projection whose weights are smaller than the layer's largest keeps its full weight bits,
+  finer by ``p_fine`` bits (as each Lava/Loihi Dense or Conv process has its own
+  ``weight_exp``).
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ class EventNetwork:
     p_delay: np.ndarray
     p_woff: np.ndarray  # offset of the projection's weights in ``weights``
     p_geom: np.ndarray  # (projections, N_GEOM) conv geometry (zeros for dense)
-    weights: np.ndarray  # int64, state units (weight_ints << frac of the target layer)
+    weights: np.ndarray  # int64, state units (weight_ints << (frac of the target − p_fine))
     weight_ints: np.ndarray  # int64, what the synapse memory stores
+    p_fine: np.ndarray = field(default=None)  # (projections,) bits finer than the layer's unit
     info: Any = None  # the scheme's record for decoding outputs (float scales etc.)
     offset: np.ndarray = field(default=None)
     ring: np.ndarray = field(default=None)  # (layers,) event ring length: max delay out + 1
@@ -59,6 +64,8 @@ class EventNetwork:
         self.size = np.asarray(self.size, np.int64)
         if self.offset is None:
             self.offset = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(np.int64)
+        if self.p_fine is None:
+            self.p_fine = np.zeros(len(self.p_src), np.int64)
         if self.ring is None:
             ring = np.ones(len(self.size), np.int64)
             for s, d in zip(self.p_src, self.p_delay):
@@ -95,11 +102,13 @@ class ProjectionBuilder:
     arrays of an ``EventNetwork``, weights re-ordered to the core's channels-last layout."""
 
     def __init__(self):
-        self.src, self.dst, self.kind, self.delay, self.woff, self.geom, self.flat = ([] for _ in range(7))
+        self.src, self.dst, self.kind, self.delay, self.woff, self.geom, self.flat, self.fine = (
+            [] for _ in range(8))
         self._next = 0
 
-    def add(self, m, w_int: np.ndarray, src: int, dst: int, delay: int) -> None:
-        """``m``: a ConvMap or DenseMap; ``w_int``: its weights as integers (same shape)."""
+    def add(self, m, w_int: np.ndarray, src: int, dst: int, delay: int, fine: int = 0) -> None:
+        """``m``: a ConvMap or DenseMap; ``w_int``: its weights as integers (same shape), in
+        units 2^fine times finer than the target layer's weight unit."""
         if isinstance(m, ConvMap):
             self.kind.append(CONV)
             self.geom.append(conv_geometry(m))
@@ -113,22 +122,26 @@ class ProjectionBuilder:
         self.src.append(src)
         self.dst.append(dst)
         self.delay.append(int(delay))
+        self.fine.append(int(fine))
         self.woff.append(self._next)
         self._next += flat.size
         self.flat.append(np.asarray(flat, np.int64))
 
     def arrays(self, frac: np.ndarray) -> dict[str, np.ndarray]:
         """The projection fields of an EventNetwork; ``frac[l]``: fractional state bits of
-        layer l, by which the weights into l are shifted."""
+        layer l, by which the weights into l are shifted (less each projection's ``fine``)."""
         ints = np.concatenate(self.flat) if self.flat else np.zeros(0, np.int64)
         dst = np.array(self.dst, np.int64)
+        fine = np.array(self.fine, np.int64)
+        shift = np.asarray(frac, np.int64)[dst] - fine
+        if np.any(shift < 0):  # a quantizer bug, not a user error: finer than the state unit
+            raise AssertionError(f"projection finer than its layer's state unit: {shift}")
         lengths = np.array([f.size for f in self.flat], np.int64)
         return dict(p_src=np.array(self.src, np.int64), p_dst=dst,
                     p_kind=np.array(self.kind, np.int64), p_delay=np.array(self.delay, np.int64),
                     p_woff=np.array(self.woff, np.int64),
                     p_geom=np.array(self.geom, np.int64).reshape(-1, N_GEOM),
-                    weights=ints << np.repeat(np.asarray(frac, np.int64)[dst], lengths),
-                    weight_ints=ints)
+                    weights=ints << np.repeat(shift, lengths), weight_ints=ints, p_fine=fine)
 
 
 def conv_geometry(m: ConvMap) -> np.ndarray:

@@ -79,6 +79,8 @@ class TSAInfo:
     scale: np.ndarray  # (layers,) Q_l: state units per spike amplitude
     frac: np.ndarray  # (layers,) fractional state bits
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
+    # 'source->target': bits the projection's largest weight uses (its own exponent, if any)
+    weight_bits_by_projection: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
@@ -99,8 +101,13 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
     wmax = (1 << (wb - 1)) - 1
     ratio = snn.threshold_ratio
 
+    # per_projection_pow2: the layer's unit is set by its largest weight as with per_layer_pow2;
+    # a projection of smaller weights takes 2^fine finer units, shifted into the state word
+    # fine bits less (its own weight exponent), so it keeps its full weight bits
+    per_projection = arithmetic.weight_scale == "per_projection_pow2"
     warnings = check_range(snn, arithmetic)
     kinds, scales, thr, rst, biases, bits_used, fracs, recv, fire = ([] for _ in range(9))
+    bits_by_projection: dict[str, float] = {}
     projections = ProjectionBuilder()
     for l, pop in enumerate(snn.populations):
         recv.append(snn.input_window(pop))
@@ -122,7 +129,7 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         biggest = max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
         silent = snn.silent(pop)
         wscale, frac = _layer_scale(wmax / biggest, snn.geometric * beta ** silent,
-                                    sb, fb, arithmetic.weight_scale == "per_layer_pow2")
+                                    sb, fb, arithmetic.weight_scale != "per_layer")
         bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
         fracs.append(frac)
         q = wscale * 2.0 ** frac
@@ -131,8 +138,14 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         rst.append(beta ** silent * q)
         biases.append(core_order(pop.bias, pop.shape) * q)
         for proj in pop.projections:
-            w_int = np.round(proj.map.weight * wscale).astype(np.int64)
-            projections.add(proj.map, w_int, index[proj.source], l, proj.delay)
+            fine = 0
+            if per_projection:  # its own exponent: as fine as its largest weight allows
+                own = float(np.abs(proj.map.weight).max()) or biggest
+                fine = min(int(np.floor(np.log2(wmax / (own * wscale)))), frac)
+            w_int = np.round(proj.map.weight * wscale * 2.0 ** fine).astype(np.int64)
+            projections.add(proj.map, w_int, index[proj.source], l, proj.delay, fine)
+            bits_by_projection[f"{proj.source}->{pop.name}"] = float(
+                np.log2(np.abs(proj.map.weight).max() * wscale * 2.0 ** fine + 1) + 1)
 
     sizes = np.array([p.neurons for p in snn.populations], np.int64)
     recv_a, fire_a = np.array(recv, np.int64), np.array(fire, np.int64)
@@ -156,7 +169,7 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
     info = TSAInfo(Tc=snn.Tc, Ts=snn.Ts, beta=beta, encoder=snn.encoder,
                    thetas=np.array([p.theta for p in snn.populations]), scale=np.array(scales),
                    frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
-                   warnings=warnings)
+                   weight_bits_by_projection=bits_by_projection, warnings=warnings)
     active = np.stack([recv_a[:, 0], np.maximum(recv_a[:, 1], fire_a[:, 1])], axis=1)
     return EventNetwork(
         names=[p.name for p in snn.populations], shapes=[tuple(p.shape) for p in snn.populations],
@@ -476,6 +489,7 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch:
     decoded = {net.names[-1]: out}
     extra = {"overflow_by_layer": dict(zip(net.names, counts.data[:, :, A_OVF].sum(1).tolist())),
              "weight_bits_used": dict(zip(net.names, info.weight_bits_used.tolist())),
+             "weight_bits_by_projection": dict(info.weight_bits_by_projection),
              "frac_bits": dict(zip(net.names, info.frac.tolist()))}
     if trace:
         extra["spikes"] = spikes

@@ -24,7 +24,7 @@ from neurosim.errors import UserError, did_you_mean
 # a copy (package data), so both installs find them.
 _BUNDLED_DIR = Path(__file__).resolve().parents[1] / "hw_configs"
 
-WEIGHT_SCALES = ("per_layer_pow2", "per_layer")
+WEIGHT_SCALES = ("per_layer_pow2", "per_projection_pow2", "per_layer")
 OVERFLOWS = ("saturate", "wrap")
 ROUNDS = ("floor", "nearest")
 TIMING_UNITS = ("ns", "cycles")

@@ -414,7 +414,7 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
     """Integers for a float phase network (module docstring, "State units")."""
     wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     K = snn.K
     index = {p.name: i for i, p in enumerate(snn.populations)}
     kinds, scales, fracs, biases, bits_used = ([] for _ in range(5))

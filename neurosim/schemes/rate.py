@@ -349,7 +349,7 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
     """Integers for a float rate network (module docstring, "State units")."""
     wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     state_range = RANGE_PER_STEP * snn.T + 1.0
     input_bits = min(wb - 1 + fb, sb - 2)
     index = {layer.name: i for i, layer in enumerate(snn.populations)}

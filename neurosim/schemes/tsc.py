@@ -512,7 +512,7 @@ def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
     """Integers for a float TSC network (module docstring, "State units")."""
     wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     state_range = RANGE_PER_STEP * snn.N + 1.0
     index = {layer.name: i for i, layer in enumerate(snn.layers)}
     # the encoder has no registers: its p* is its input row

@@ -374,7 +374,7 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
                         f"threshold at one state unit per step), but state_bits={sb} holds at "
                         f"most {hi}; use T ≤ {hi + 1} or a profile with more state bits")
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale == "per_layer_pow2"
+    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     pops = snn.populations
     index = {layer.name: i for i, layer in enumerate(pops)}
     kinds, starts, scales, fracs, biases, bits_used = ([] for _ in range(6))
