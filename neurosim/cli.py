@@ -86,6 +86,8 @@ def resolve_model(spec: str | None) -> Path:
         return MODELS_DIR / manifest[spec]["file"]
     p = Path(spec)
     if p.exists() or p.suffix == ".onnx" or "/" in spec:
+        if p.is_dir():
+            raise UserError(f"{p}: is a directory; expected an ONNX model file")
         if not p.is_file():
             raise UserError(f"{p}: model file not found")
         return p
@@ -194,6 +196,8 @@ def _load_inputs(args):
     _reject_unavailable(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be a positive number of images, found {args.limit}")
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, found {args.seed}")
     if args.json is not None:
         check_output_path(args.json, "--json")  # before anything runs, not after
     model_path = resolve_model(args.model)
@@ -203,6 +207,10 @@ def _load_inputs(args):
         raise UserError(f"{model_path}: the output '{graph.output}' has shape {out} per image; "
                         f"neurosim classifies, so it expects (classes,) with at least 2 classes "
                         f"(add a Flatten/Gemm head, or export the classifier's logits)")
+    if not any(n.op in ("conv", "dense") for n in graph.nodes.values()):
+        raise UserError(f"{model_path}: no layer to convert: the output '{graph.output}' is "
+                        f"computed from the input without any Conv, Gemm or MatMul; expected a "
+                        f"network with at least one weighted layer")
     profile = _with_overflow_policy(load_profile(DEFAULT_HW if args.hw is None else args.hw), args)
     data = load_data(args.data, graph.input_shape).head(args.limit)
     check_labels(data, out[0])

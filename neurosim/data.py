@@ -103,6 +103,9 @@ def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
     arrays = _read_npz(path, ("x",), "calibration file", "array x of calibration images "
                        "(N, *input shape); array y may be labels or absent")
     x = _images(path, arrays["x"], input_shape)
+    if not np.any(x):
+        raise UserError(f"{path}: the calibration images in array 'x' are all zero: no activation "
+                        f"scale can be measured on them; expected images like the test data")
     return Dataset(path.stem, str(path), x, np.full(len(x), -1, np.int64))
 
 

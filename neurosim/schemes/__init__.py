@@ -55,6 +55,9 @@ def parse_coding(spec: str) -> tuple[str, dict[str, Any]]:
     name = name.strip()
     if not name:
         raise UserError(f"coding spec '{spec}' has no scheme name; expected NAME[:key=value,...]")
+    if name == ALL and rest.strip():
+        raise UserError(f"coding '{ALL}' takes no keys (it runs every scheme with its defaults), "
+                        f"found '{spec}'; give keys to one scheme, e.g. --coding sws:{rest.strip()}")
     scheme = get_scheme(name)
     by_key = {p.name: p for p in scheme.params}
     params = scheme.defaults()
