@@ -198,6 +198,10 @@ def _load_inputs(args):
         raise UserError(f"--limit must be a positive number of images, found {args.limit}")
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, found {args.seed}")
+    from .schemes import expand_codings
+
+    # a bad --coding fails here, before the model is read or anything is printed
+    expand_codings(args.coding or (["all"] if args.command == "compare" else DEFAULT_CODING))
     if args.json is not None:
         check_output_path(args.json, "--json")  # before anything runs, not after
     model_path = resolve_model(args.model)
@@ -248,9 +252,6 @@ def cmd_run(args) -> int:
           f"({macs:,} MACs × {profile.price('mac')} pJ)")
     print(format_mapping(mapping))
     if args.precision != "float":
-        from .schemes import expand_codings
-
-        expand_codings(args.coding or DEFAULT_CODING)  # a bad spec fails before the note below
         _note_first_compile()
     runs = run_codings(graph, data, calib, args.coding or DEFAULT_CODING, args.precision,
                        profile, progress=_progress, seed=args.seed)
@@ -273,9 +274,6 @@ def cmd_check(args) -> int:
     from .check import check, format_check
 
     graph, profile, data, calib = _load_inputs(args)
-    from .schemes import expand_codings
-
-    expand_codings(args.coding or DEFAULT_CODING)  # a bad spec fails before the note below
     _note_first_compile()
     results = check(graph, data, calib, args.coding or DEFAULT_CODING, profile,
                     progress=lambda what: print(f"  {what}", file=sys.stderr)
@@ -334,7 +332,6 @@ def cmd_compare(args) -> int:
     from . import ann, report
     from .energy import ann_energy
     from .hw.profile import load_profile
-    from .schemes import expand_codings
     from .simulate import format_comparison, run_codings
 
     specs = args.coding or ["all"]
@@ -342,7 +339,6 @@ def cmd_compare(args) -> int:
     args.hw = hws[0]
     graph, _, data, calib = _load_inputs(args)
     profiles = [_with_overflow_policy(load_profile(h), args) for h in hws]  # all checked first
-    expand_codings(specs)
     _note_first_compile()
     acc = ann.accuracy(graph, data.x, data.y)
     macs = graph.macs()

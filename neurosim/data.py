@@ -75,8 +75,9 @@ def load_data(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
         ds = _load_npz(Path(spec))
         return Dataset(ds.name, ds.path, _images(Path(spec), ds.x, input_shape), ds.y)
     if ds.x.shape[1:] != tuple(input_shape):
-        raise UserError(f"{ds.path}: array 'x' has per-sample shape {ds.x.shape[1:]}, but the model "
-                        f"expects {tuple(input_shape)}; pass --data PATH.npz with {NPZ_CONTENT}")
+        raise UserError(f"--data {spec or 'digits'}: the bundled digits images ({ds.path}) have "
+                        f"shape {ds.x.shape[1:]}, but the model expects {tuple(input_shape)}; pass "
+                        f"--data PATH.npz with {NPZ_CONTENT}")
     return ds
 
 
@@ -98,7 +99,12 @@ def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
                             f"array x of calibration images (array y may be labels or absent)")
         return digits("calibration")
     if spec == "digits" or spec.startswith("digits:"):
-        return load_data(spec if ":" in spec else "digits:calibration", input_shape)
+        ds = digits(spec.split(":", 1)[1] if ":" in spec else "calibration")
+        if ds.x.shape[1:] != tuple(input_shape):
+            raise UserError(f"--calib {spec}: the bundled digits images have shape "
+                            f"{ds.x.shape[1:]}, but the model takes {tuple(input_shape)}; pass "
+                            f"--calib PATH.npz with array x of calibration images")
+        return ds
     path = Path(spec)
     arrays = _read_npz(path, ("x",), "calibration file", "array x of calibration images "
                        "(N, *input shape); array y may be labels or absent")
@@ -120,6 +126,11 @@ def _read_npz(path: Path, keys: tuple[str, ...], what: str, content: str) -> dic
         raise UserError(f"{path}: is a directory; expected a {what} (.npz with {content})")
     if not path.is_file():
         raise UserError(f"{path}: {what} not found (expected an .npz with {content})")
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if not head.startswith((b"PK", b"\x93NUMPY")):  # neither a zip (.npz) nor an .npy
+        raise UserError(f"{path}: is {_describe_bytes(head)}, not an .npz archive; expected an "
+                        f".npz (numpy.savez) with {content}")
     try:
         f = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -144,6 +155,20 @@ def _read_npz(path: Path, keys: tuple[str, ...], what: str, content: str) -> dic
                 raise UserError(f"{path}: array '{k}' has dtype {a.dtype}; expected numbers")
             out[k] = a
     return out
+
+
+def _describe_bytes(head: bytes) -> str:
+    """What a file that is not an .npz looks like from its first bytes, for the message."""
+    if not head:
+        return "empty"
+    if head[:1] == b"\x80":  # the protocol opcode every pickle since protocol 2 starts with
+        return "a Python pickle (not loaded: unpickling can run code)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a binary file"
+    first = text.splitlines()[0][:30] if text.strip() else ""
+    return f"a text file (starting {first!r}; a CSV?)"
 
 
 def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:

@@ -77,8 +77,10 @@ def check_output_path(path: str | Path, option: str = "--json") -> Path:
     """Fail now, before any simulation, if ``path`` cannot receive a file: it names a
     directory, or nothing can be created where it points (a missing or read-only folder,
     /proc, /sys). A probe file is created and removed in the target folder."""
+    if str(path) == "":
+        raise UserError(f"{option}: an empty path; give a file name, e.g. result.json")
     path = Path(path)
-    if str(path) == "" or path.is_dir():
+    if path.is_dir():
         raise UserError(f"{option} {path}: is a directory; give a file name, e.g. {path}/result.json")
     folder = path.parent
     if not folder.is_dir():

@@ -263,6 +263,10 @@ def _array_files(d: Path) -> dict[str, Path]:
     with open(d / "arrays.pkl", "wb") as f:
         pickle.dump({"x": x, "y": y}, f)
     paths["arrays.pkl"] = d / "arrays.pkl"
+    (d / "zero_bytes.npz").write_bytes(b"")
+    paths["zero_bytes.npz"] = d / "zero_bytes.npz"
+    (d / "noise.bin").write_bytes(bytes(range(200, 256)) * 4)
+    paths["noise.bin"] = d / "noise.bin"
     with zipfile.ZipFile(d / "notes.npz", "w") as z:  # a zip, but no arrays in it
         z.writestr("readme.txt", "x and y are elsewhere")
     paths["notes.npz"] = d / "notes.npz"
@@ -327,7 +331,8 @@ def _profile_cases(d: Path, run) -> list[Case]:
              ("nowhere.yaml", "not found")),
         Case("profile-unknown-name", "profile", run("--hw", "loihi"), ("loihi", "loihi_like")),
         Case("profile-directory", "profile", run("--hw", str(d)), (str(d), "directory")),
-        Case("profile-binary", "profile", run("--hw", str(d / "binary.yaml")), ("binary.yaml",)),
+        Case("profile-binary", "profile", run("--hw", str(d / "binary.yaml")),
+             ("binary.yaml", "cannot read")),
         Case("profile-compare-second-bad", "profile",
              ("compare", "digits_mlp", "--hw", "loihi_like", "--hw", str(dup), "--limit", "2"),
              ("dup_synop.yaml", "twice")),
@@ -419,8 +424,10 @@ def make_corpus(d: str | Path) -> list[Case]:
     data_case("string_x.npz", "'x'", "dtype")
     data_case("complex_x.npz", "'x'", "complex")
     data_case("plain.npy", ".npz")
-    data_case("table.csv", ".npz", "arrays x")
-    data_case("arrays.pkl", ".npz")
+    data_case("table.csv", "a text file", "'label,p0,p1'", ".npz", "arrays x")
+    data_case("arrays.pkl", "pickle", ".npz")
+    data_case("zero_bytes.npz", "is empty", ".npz")
+    data_case("noise.bin", "a binary file", ".npz")
     data_case("notes.npz", "['x', 'y']", "readme.txt")
     data_case("cut.npz", "not a readable .npz")
     data_case("a_folder.npz", "is a directory")
@@ -429,7 +436,7 @@ def make_corpus(d: str | Path) -> list[Case]:
     add("data-digits-split", "data", run("--data", "digits:validation"), "validation",
         "train, calibration, test")
     add("data-digits-for-rgb-model", "data", run(onx["three_channel.onnx"], "--data", "digits"),
-        "(1, 8, 8)", "(3, 4, 4)")
+        "--data digits", "(1, 8, 8)", "(3, 4, 4)")
     add("data-check-command", "data", ("check", "--data", arr["zero_images.npz"], "--limit", "2"),
         "zero_images.npz", "N > 0")
     add("data-compare-command", "data",
@@ -455,7 +462,7 @@ def make_corpus(d: str | Path) -> list[Case]:
     rgb = (onx["three_channel.onnx"], "--data", arr["three_channel_data.npz"])
     add("calib-default-for-rgb-model", "calibration", run(*rgb), "(3, 4, 4)", "--calib")
     add("calib-digits-for-rgb-model", "calibration", run(*rgb, "--calib", "digits:calibration"),
-        "(1, 8, 8)", "(3, 4, 4)")
+        "--calib digits:calibration", "(1, 8, 8)", "(3, 4, 4)")
 
     # profiles
     cases += _profile_cases(d, run)
@@ -498,13 +505,13 @@ def make_corpus(d: str | Path) -> list[Case]:
         ("phase-skip", "phase:skip_periods=8", ("skip_periods=8", "periods=8")),
         ("phase-theta", "phase:theta=-1", ("'theta'", "non-negative")),
     ]:
-        param_case(f"coding-{cid}", words, "--coding", spec, quiet=False)
+        param_case(f"coding-{cid}", words, "--coding", spec)
     param_case("coding-second-of-two", ("'Tc'", "'x'"), "--coding", "sws", "--coding",
-               "sws:Tc=x", quiet=False)
+               "sws:Tc=x")
     param_case("check-coding", ("swss",), "--coding", "swss", "--limit", "2", command="check",
-               fast=False, quiet=False)
+               fast=False)
     param_case("compare-coding", ("'T'", "positive"), "digits_mlp", "--coding", "rate:T=0",
-               "--limit", "2", command="compare", fast=False, quiet=False)
+               "--limit", "2", command="compare", fast=False)
     param_case("limit-zero", ("--limit", "positive"), "--limit", "0", fast=False)
     param_case("limit-negative", ("--limit", "positive", "-5"), "--limit", "-5", fast=False)
     param_case("limit-text", ("--limit", "invalid int value", "'ten'"), "--limit", "ten",
@@ -517,7 +524,7 @@ def make_corpus(d: str | Path) -> list[Case]:
     param_case("range-sws-Tc20", ("Tc=20", "needs 31 state bits", "has 24", "largest Tc",
                                   "--allow-overflow"),
                "--coding", "sws:Tc=20", "--hw", str(LOIHI), "--precision", "fixed", "--limit",
-               "2", fast=False, quiet=False)
+               "2", fast=False, quiet=False)  # the range needs the calibrated model
 
     # output paths: refused before anything runs (nothing on stdout)
     (d / "out_dir").mkdir(exist_ok=True)
@@ -527,7 +534,7 @@ def make_corpus(d: str | Path) -> list[Case]:
         ("json-sys", "/sys/neurosim.json", ("--json", "/sys", "cannot write"), "run"),
         ("json-no-parent", str(d / "no_such_dir" / "r.json"),
          ("--json", "no_such_dir", "does not exist"), "run"),
-        ("json-empty", "", ("--json", "directory"), "run"),
+        ("json-empty", "", ("--json", "empty path"), "run"),
         ("check-json-directory", str(d / "out_dir"), ("--json", "is a directory"), "check"),
         ("compare-json-proc", "/proc/neurosim.json", ("--json", "/proc"), "compare"),
     ]:
