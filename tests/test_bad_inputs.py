@@ -71,3 +71,15 @@ def test_corpus_script_runs_standalone(tmp_path):
     assert f"{len(_IDS)} cases:" in r.stdout and "neurosim run" in r.stdout
     assert (tmp_path / "leakyrelu.onnx").stat().st_size < 10_000
     assert all(p.stat().st_size < 100_000 for p in tmp_path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("case_id", ["onnx-leakyrelu", "data-table", "output-json-proc"])
+def test_real_process_exits_2_without_traceback(corpus, case_id):
+    """The in-process runs above return what main() returns; a real process must exit with it."""
+    _, cases = corpus
+    case = cases[case_id]
+    r = subprocess.run([sys.executable, "-m", "neurosim.cli", *case.argv], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.startswith("neurosim: error: ")
+    assert all(w in r.stderr for w in case.words), r.stderr
