@@ -61,16 +61,15 @@ weights are ``round(W·Q_l/2^frac_l)`` in ``weight_bits`` (signed, clipped) and 
 membrane shifted left by ``frac_l``; the per-step bias is ``round(β·Q_l)``. The scaled
 membrane ``V' = V/ω`` is ``2^K·V`` in the last phase of a period, so its **register range**
 is K bits wider than the unscaled membrane's (the price of eq. 18's shift-only hardware
-form): with per-period pre-activations within ±R thresholds, ``|V| ≤ 1 + periods·R`` (a
-neuron below zero drifts down by its pre-activation every period, one above the top rate
-keeps its excess) and ``|V'| ≤ 2^K·(1 + periods·R)`` thresholds; the readout integrates
-``periods − skip_periods`` periods. The quantizer reserves that range with
-``R = RANGE_PER_PERIOD`` within ``state_bits`` (at the defaults K=8, 8 periods: 4352
-thresholds, 13 bits and a sign) and, as ``neurosim.core.tsa`` does, serves weight precision first and gives the
-remaining headroom to ``frac_l`` (up to the profile's ``frac_bits``; with ``per_layer_pow2``
-the weight scale is a power of two); only when even ``frac_l = 0`` cannot hold the range do
-the weights lose bits (``extra["weight_bits_used"]``). Beyond the reserved range registers
-saturate or wrap (profile ``overflow``), counted as ``overflow``. The right shift at a period
+form): a neuron below zero drifts down by its input every period, one above the top rate
+keeps its excess; the readout integrates ``periods − skip_periods`` periods. The quantizer
+holds the worst case over every input (``register_extents``, ``neurosim.core.ranges``),
+weight precision first, the headroom left as ``frac_l`` (up to the profile's ``frac_bits``;
+with a ``*_pow2`` weight scale the weight scale is a power of two); when even ``frac_l = 0``
+cannot hold it the weights give up bits (``extra["weight_bits_used"]``), down to
+``MIN_WEIGHT_BITS``; below that it is an error naming the layer and the largest number of
+periods that fits (``--allow-overflow``: a warning, and registers saturate or wrap, counted
+as ``overflow``). The right shift at a period
 wrap drops the membrane's low K−1 bits: at most one state unit of V' in phase 0, i.e.
 1/(2·Q_l) threshold of V per period (floor rounding biases it down, ``nearest`` does not).
 The encoder has no membrane: its register is the K-bit code. The decision unit works on
@@ -112,7 +111,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..core import engine
+from ..core import engine, ranges
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
 from ..core.registers import compact_events
@@ -124,11 +123,6 @@ from ..graph import Graph
 from ._layered import Layer, input_sum, normalise
 from .base import Param, Scheme, SimResult
 
-# Registers reserve 2^K·(1 + RANGE_PER_PERIOD·periods) thresholds (module docstring, "State
-# units"). Measured at q = 99.9: every population's ANN pre-activation over λ lies within
-# [−1.83, 1.77] on every calibration image of the three bundled models (in units λ' a factor
-# 1 − 2^−K smaller), so 2 covers them.
-RANGE_PER_PERIOD = 2.0
 # K-bit input codes. Beyond 16 bits (finer than any image sensor) the scaled membrane's range,
 # 2^K·(1 + 2·periods) thresholds, leaves a 24-bit state no room for weight precision
 # (K = 16, 8 periods: 2^20 of its 2^23 units)
@@ -408,18 +402,26 @@ class PhaseInfo:
     frac: np.ndarray  # (layers,) fractional state bits
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
+    warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
 def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
     """Integers for a float phase network (module docstring, "State units")."""
-    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    wb, sb = int(arithmetic.weight_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     K = snn.K
+    fits = [ranges.fit_layer(layer.name, biggest, extent, arithmetic, fixed)
+            for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.periods)]
+    warnings = ranges.check_ranges(
+        f"'phase' at K={K}, periods={snn.periods}", fits, arithmetic,
+        lambda n: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
+                      for _, b, e, f in register_extents(snn, arithmetic, n)),
+        "periods", snn.periods, snn.skip_periods + 1,
+        "the scaled membrane V' = 2^K·V over the periods, its largest input of either sign")
     index = {p.name: i for i, p in enumerate(snn.populations)}
     kinds, scales, fracs, biases, bits_used = ([] for _ in range(5))
     projections = ProjectionBuilder()
-    for l, layer in enumerate(snn.populations):
+    for l, (layer, fit) in enumerate(zip(snn.populations, fits)):
         if layer.kind == "input":
             kinds.append(ENCODER)
             scales.append(1.0)
@@ -427,22 +429,16 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
             biases.append(np.zeros(layer.neurons))
             bits_used.append(float("nan"))
             continue
-        readout = layer.kind == "readout"
-        kinds.append(READOUT if readout else HIDDEN)
-        periods = snn.periods - (snn.skip_periods if readout else 0)
-        state_range = 2.0 ** K * (1.0 + RANGE_PER_PERIOD * periods)
-        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
-        wscale, frac = _layer_scale(wmax / biggest, state_range, sb, fb, pow2)
-        # one threshold is a whole number of state units, at least one; the weights take the
-        # scale that matches it (clipped to weight_bits if rounding Q up pushed them over)
-        q_l = max(round(wscale * 2.0 ** frac), 1)
-        wscale = q_l / 2.0 ** frac
+        kinds.append(READOUT if layer.kind == "readout" else HIDDEN)
+        # one threshold is q_l state units (whole, ≥ 1); the weights take the scale that
+        # matches it (clipped to weight_bits if rounding q_l pushed one past it)
+        q_l, frac = fit.q, fit.frac
         scales.append(float(q_l))
         fracs.append(frac)
         biases.append(core_order(layer.bias, layer.shape) / top_value(K) * q_l)
         largest = 0
         for proj in layer.projections:
-            w_int = np.clip(np.round(proj.map.weight * wscale), -wmax, wmax).astype(np.int64)
+            w_int = ranges.integer_weights(proj.map.weight, q_l, frac, wmax)
             largest = max(largest, int(np.abs(w_int).max()))
             projections.add(proj.map, w_int, index[proj.source], l, 0)
         bits_used.append(float(np.log2(largest + 1) + 1))
@@ -466,7 +462,7 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
     info = PhaseInfo(K=K, skip_periods=snn.skip_periods, early=snn.early,
                      lams=np.array([p.lam for p in snn.populations]), scale=np.array(scales),
                      frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
-                     relu_output=snn.populations[-1].relu_output)
+                     relu_output=snn.populations[-1].relu_output, warnings=warnings)
     active = np.tile(np.array([1, snn.steps], np.int64), (len(sizes), 1))
     active[-1, 0] = snn.first_decision_step  # the readout skips its first periods
     return EventNetwork(
@@ -475,19 +471,42 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
         steps=snn.steps, model=model, info=info, **projections.arrays(info.frac))
 
 
-def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
-                 pow2: bool) -> tuple[float, int]:
-    """(weight scale, frac bits) of one layer: ``state_range`` thresholds must fit
-    ``state_bits`` (``wscale·2^frac·state_range ≤ 2^(state_bits−1)``); the scale that fills
-    ``weight_bits`` comes first, the headroom left becomes fractional bits (≤ ``frac_max``);
-    only if even ``frac = 0`` cannot hold the range do the weights lose bits (down to one
-    state unit per threshold, below which the range overflows, counted)."""
-    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
-    wscale = min(w_limit, q_max)
-    if pow2:
-        wscale = 2.0 ** math.floor(math.log2(wscale))
-    frac = int(np.clip(math.floor(math.log2(q_max / wscale)), 0, frac_max))
-    return wscale, frac
+def register_extents(snn: PhaseNet, arithmetic, periods: int) -> list:
+    """Per population (layer, largest |W|, ``extent(q, frac)``, None), or for the encoder
+    (layer, 0, None, its fixed extent): the worst case of the scaled membrane V' over
+    ``periods`` periods (``neurosim.core.ranges``), from the neuron's own integer rule.
+
+    Per step V' is shifted (doubled within a period, shifted right by K−1 entering one), then
+    takes ``Σ w·s + β`` with spikes ``s`` ∈ {0, 1} (encoder bits and hidden spikes alike), so
+    the input lies in ``[−Σ|w⁻|, Σw⁺] + β`` per neuron; a hidden neuron subtracts q when
+    V' ≥ q. ``membrane_extent`` follows these bounds step by step through the shifts: V' is
+    2^K·V in a period's last phase, which is why its range is K bits wider than the unscaled
+    membrane's. The readout integrates (no reset) over its ``periods − skip_periods`` periods.
+    The encoder's register is its K-bit code. The early-decision unit's δ register is fitted
+    and counted but not part of this analysis."""
+    wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
+    K = snn.K
+    nearest = arithmetic.round == "nearest"
+    out = []
+    for layer in snn.populations:
+        if layer.kind == "input":
+            out.append((layer, 0.0, None, (0, (1 << K) - 1)))
+            continue
+        readout = layer.kind == "readout"
+        steps = K * (periods - (snn.skip_periods if readout else 0))
+
+        def extent(q, frac, layer=layer, steps=steps, readout=readout):
+            terms = [(*ranges.synapse_sums(
+                p.map, ranges.integer_weights(p.map.weight, q, frac, wmax) << frac), 1, 0)
+                for p in layer.projections]
+            bias = np.round(layer.bias / top_value(K) * q).astype(np.int64).reshape(-1)
+            z_hi, z_lo = ranges.drive_bounds(terms, bias)
+            return ranges.membrane_extent(z_hi, z_lo, steps, None if readout else q,
+                                          phases=K, nearest=nearest)
+
+        biggest = max(float(np.abs(p.map.weight).max()) for p in layer.projections)
+        out.append((layer, biggest, extent, None))
+    return out
 
 
 def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:

@@ -38,15 +38,16 @@ hardware is one PRNG step (``shift``) and one ``compare`` per pixel and step.
 ``Q_l = wscale_l·2^frac_l`` integer state units, a whole number ≥ 1: weights are
 ``round(W·wscale_l)`` in ``weight_bits`` (signed) and enter the membrane shifted left by
 ``frac_l``; the bias is ``round(b·Q_l)`` per step, the initial membrane ``round(v_init·Q_l)``.
-The membrane must hold the **register range** of the scheme: with reset by subtraction
-nothing bounds it below (a neuron with negative input drifts by ``z`` per step) and a neuron
-with ``z > 1`` accumulates its excess, so ``|V| ≤ 1 + T·max|z|`` thresholds; the readout
-accumulates ``|Σz| ≤ T·max|z|``. The quantizer reserves ``RANGE_PER_STEP·T + 1`` thresholds
-(inputs up to ``RANGE_PER_STEP`` thresholds per step for all T steps) within ``state_bits``
-(at T=256: 513 thresholds, 10 bits and a sign) and, as ``neurosim.core.tsa`` does, serves
-weight precision first and gives the remaining headroom to ``frac_l``, up to the profile's
-``frac_bits`` (with ``per_layer_pow2`` the weight scale is a power of two). Beyond the
-reserved range registers saturate or wrap (profile ``overflow``), counted as ``overflow``.
+The membrane must hold the **register range** of the scheme, its worst case over every
+input (``register_extents``, ``neurosim.core.ranges``): with reset by subtraction nothing
+bounds it below (a neuron inhibited in every step drifts down by its input, up to T times
+Σ|w⁻|) and a neuron whose input exceeds a threshold keeps the excess every step; the readout
+accumulates ``Σz`` over T steps. The quantizer serves weight precision first and gives the
+headroom left in ``state_bits`` to ``frac_l``, up to the profile's ``frac_bits`` (with a
+``*_pow2`` weight scale the weight scale is a power of two); when even ``frac_l = 0`` cannot
+hold the worst case the weights give up bits, down to ``MIN_WEIGHT_BITS``; below that the
+range is an error naming the layer and the largest T that fits (``--allow-overflow``: a
+warning, and registers saturate or wrap, counted as ``overflow``).
 Encoder (``regular``): one threshold is ``Q_0 = 2^min(weight_bits−1+frac_bits, state_bits−2)``
 units and the drive ``round(clip(x/λ_0, 0, 1)·Q_0)``, so its membrane stays in [0, 2·Q_0) and
 cannot overflow.
@@ -83,7 +84,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..core import engine
+from ..core import engine, ranges
 from ..core.network import EventNetwork, ProjectionBuilder, core_order, hwc_perm
 from ..core.reference import reference_model
 from ..core.registers import compact_events
@@ -98,12 +99,6 @@ from .base import Param, Scheme, SimResult
 
 INPUTS = ("current", "poisson", "regular")
 V_INITS = (0.0, 0.5)
-# Registers hold RANGE_PER_STEP·T + 1 thresholds (module docstring, "State units"): a
-# membrane saturates only if its input stays beyond ±RANGE_PER_STEP thresholds per step for
-# all T steps. Measured: the normalised pre-activations (ANN pre-activation/λ at q = 99.9) of
-# every population of the three bundled models lie within [−1.83, 1.77] on every calibration
-# image, so 2 covers them.
-RANGE_PER_STEP = 2.0
 P_BITS = 32  # a Poisson draw is a 32-bit integer; p is compared as round(p·2^32)
 
 
@@ -343,21 +338,28 @@ class RateInfo:
     # from the input, and each fed layer's offset in the input row
     input_maps: list = field(default_factory=list)
     cur_layers: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
 def quantize(snn: RateNet, arithmetic) -> EventNetwork:
-    """Integers for a float rate network (module docstring, "State units")."""
+    """Integers for a float rate network (module docstring, "State units"); each layer's scale
+    holds its registers' worst case (``register_extents``), or the range error is raised."""
     wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
-    state_range = RANGE_PER_STEP * snn.T + 1.0
     input_bits = min(wb - 1 + fb, sb - 2)
+    fits = [ranges.fit_layer(layer.name, biggest, extent, arithmetic, fixed)
+            for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.T)]
+    warnings = ranges.check_ranges(
+        f"'rate' at T={snn.T}, input={snn.input}", fits, arithmetic,
+        lambda T: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
+                      for _, b, e, f in register_extents(snn, arithmetic, T)),
+        "T", snn.T, 1, "the membrane over T steps of its largest input of either sign")
     index = {layer.name: i for i, layer in enumerate(snn.populations)}
     kinds, scales, fracs, biases, bits_used, cur_off, macs = ([] for _ in range(7))
     input_maps, cur_layers = [], []
     projections = ProjectionBuilder()
     row = 0 if snn.input == "current" else snn.populations[0].neurons  # input row length so far
-    for l, layer in enumerate(snn.populations):
+    for l, (layer, fit) in enumerate(zip(snn.populations, fits)):
         if layer.kind == "input":
             kinds.append(ENCODER_KINDS[snn.input])
             scales.append(float(1 << input_bits))
@@ -368,21 +370,17 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
             macs.append(0)
             continue
         kinds.append(READOUT if layer.kind == "readout" else IF)
-        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
-        wscale, frac = _layer_scale(wmax / biggest, state_range, sb, fb, pow2)
+        # one threshold is q_l state units (whole, ≥ 1); the weights take the scale that
+        # matches it exactly, clipped to ±(2^(weight_bits−1) − 1) if rounding q_l pushed the
+        # largest one past it
+        q_l, frac = fit.q, fit.frac
         fracs.append(frac)
-        # one threshold is a whole number of state units, at least one; the weights take the
-        # scale that matches it exactly (the same as wscale whenever wscale·2^frac is whole).
-        # Only if even one unit per threshold cannot hold the largest weight in weight_bits
-        # (absurdly narrow weights) are weights clipped to ±(2^(weight_bits−1) − 1).
-        q_l = max(round(wscale * 2.0 ** frac), 1)
-        wscale = q_l / 2.0 ** frac
         scales.append(float(q_l))
         biases.append(core_order(layer.bias, layer.shape) * q_l)
         fed = 0
         largest = 0
         for proj in layer.projections:
-            w_int = np.clip(np.round(proj.map.weight * wscale), -wmax, wmax).astype(np.int64)
+            w_int = ranges.integer_weights(proj.map.weight, q_l, frac, wmax)
             largest = max(largest, int(np.abs(w_int).max()))
             projections.add(proj.map, w_int, index[proj.source], l, 0)
             if snn.input == "current" and proj.source == snn.populations[0].name:
@@ -413,7 +411,7 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
                     frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
                     input_bits=input_bits, nearest=arithmetic.round == "nearest",
                     relu_output=snn.populations[-1].relu_output, input_maps=input_maps,
-                    cur_layers=cur_layers)
+                    cur_layers=cur_layers, warnings=warnings)
     active = np.tile(np.array([1, snn.T], np.int64), (len(sizes), 1))
     if snn.input == "current":
         active[0] = (1, 0)  # the input layer never runs: its value enters as a current
@@ -423,19 +421,47 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
         steps=snn.T, model=model, info=info, **projections.arrays(info.frac))
 
 
-def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
-                 pow2: bool) -> tuple[float, int]:
-    """(weight scale, frac bits) of one layer: ``state_range`` thresholds must fit
-    ``state_bits`` (``wscale·2^frac·state_range ≤ 2^(state_bits−1)``); the scale that fills
-    ``weight_bits`` comes first, the headroom left becomes fractional bits (≤ ``frac_max``);
-    only if even ``frac = 0`` cannot hold the range do the weights lose bits. A threshold is
-    at least one state unit even when the range then does not fit (overflows are counted)."""
-    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
-    wscale = min(w_limit, q_max)
-    if pow2:
-        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
-    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
-    return wscale, frac
+def register_extents(snn: RateNet, arithmetic, T: int) -> list:
+    """Per population (layer, largest |W|, ``extent(q, frac)``, None), or for the input
+    (layer, 0, None, its fixed extent): the worst case of its registers over ``T`` steps
+    (``neurosim.core.ranges``), from the neuron's own integer rule.
+
+    A hidden IF neuron integrates ``z = Σ w·s + b (+ its input current)`` per step, spikes
+    ``s`` ∈ {0, 1}, and resets by subtracting q: ``membrane_extent`` with that threshold
+    (above, V stays below q + max z unless max z > q, when it keeps the excess every step;
+    below, nothing bounds it but T steps of its most negative input). The readout integrates
+    the same z without a reset. The current register holds the analog input's current: with
+    ``|x/λ_0| ≤ 1`` (λ_0 is the calibration's largest |pixel|; a larger test pixel can exceed
+    the bound, and any overflow is counted) ``|x_q| ≤ Q_0``, so ``(Σ w·x_q) >> log2 Q_0`` lies
+    within ±(Σ|w|). The ``regular`` encoder stays in [0, 2·Q_0) (Q_0 ≤ 2^(state_bits−2) by
+    construction); ``poisson`` and the analog input have no register."""
+    wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
+    q0 = 1 << min(int(arithmetic.weight_bits) - 1 + int(arithmetic.frac_bits),
+                  int(arithmetic.state_bits) - 2)
+    first = snn.populations[0].name
+    out = []
+    for layer in snn.populations:
+        if layer.kind == "input":
+            out.append((layer, 0.0, None, (0, 2 * q0 - 1) if snn.input == "regular" else (0, 0)))
+            continue
+
+        def extent(q, frac, layer=layer):
+            spikes, analog = [], []
+            for proj in layer.projections:
+                pos, neg = ranges.synapse_sums(
+                    proj.map, ranges.integer_weights(proj.map.weight, q, frac, wmax) << frac)
+                fed = snn.input == "current" and proj.source == first
+                (analog if fed else spikes).append((pos, neg, 1, 1) if fed else (pos, neg, 1, 0))
+            cur_hi, cur_lo = ranges.drive_bounds(analog)
+            z_hi, z_lo = ranges.drive_bounds(spikes, np.round(layer.bias * q).astype(np.int64).reshape(-1))
+            lo, hi = ranges.membrane_extent(z_hi + cur_hi, z_lo + cur_lo, T,
+                                            None if layer.kind == "readout" else q,
+                                            round(snn.v_init * q) if layer.kind != "readout" else 0)
+            return min(lo, int(cur_lo.min())), max(hi, int(cur_hi.max()))
+
+        biggest = max(float(np.abs(p.map.weight).max()) for p in layer.projections)
+        out.append((layer, biggest, extent, None))
+    return out
 
 
 def _apply_int(m: ConvMap | DenseMap, w: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -51,9 +51,7 @@ which only fixes the output's units.
 **State units** (fixed point). In layer l one threshold is ``Q_l = wscale_l·2^frac_l``
 integer state units, a whole number ≥ 1: weights are ``round(W·wscale_l)`` in ``weight_bits``
 (signed) and enter the current register shifted left by ``frac_l``; the bias is
-``round(b·Q_l)``. As in ``neurosim.core.tsa``, the weights take the scale that fills
-``weight_bits`` first and the headroom left in ``state_bits`` becomes ``frac_l`` (at most the
-profile's ``frac_bits``; with ``per_layer_pow2`` the weight scale is a power of two).
+``round(b·Q_l)``. ``Q_l`` and ``frac_l`` come from the register range below.
 
 **Register range.** ``|I| ≤ max_t |Σ w·s(t) + b|`` thresholds, and V integrates I over N
 steps (the soft reset bounds it from above only while I < 1), so ``|V| ≤ 1 + N·max|I|``.
@@ -61,10 +59,13 @@ Measured at N = 64 on the 180 calibration images of the three bundled models (bo
 threshold modes, both emissions): |I| ≤ 1.65 thresholds in hidden layers with ``balance``
 (its positive side is 1/alpha = 1.25 by construction), ≤ 3.85 with ``lambda``, ≤ 4.0 in the
 readouts; |V| ≤ 112 thresholds (1.75·N: digits_cnn, ``lambda``, ``switch``). The quantizer
-reserves ``RANGE_PER_STEP·N + 1`` thresholds for both registers within ``state_bits``: at
-N = 64, 257 thresholds, 9 bits and a sign above ``Q_l``. Beyond it the registers saturate
-or wrap (profile ``overflow``), counted as ``overflow``. TSC shifts nothing, so the
-profile's ``round`` does not apply.
+holds the worst case over every input instead (``register_extents``: each source's running
+event sum at either end, ``neurosim.core.ranges``), weight precision first, the headroom left
+as ``frac_l`` (at most the profile's ``frac_bits``; with a ``*_pow2`` weight scale the weight
+scale is a power of two); when even ``frac_l = 0`` cannot hold it the weights give up bits,
+down to ``MIN_WEIGHT_BITS``; below that it is an error naming the layer and the largest N
+that fits (``--allow-overflow``: a warning, and registers saturate or wrap, counted as
+``overflow``). TSC shifts nothing, so the profile's ``round`` does not apply.
 
 **Registers** per neuron: 0 = I, 1 = V, 2 = the emission flag (``switch``: the previous
 internal spike; ``single``: 0 before the +1, 1 while on, 2 after the −1). The encoder's one
@@ -103,7 +104,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..core import engine
+from ..core import engine, ranges
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
 from ..core.registers import compact_events
@@ -118,10 +119,6 @@ from .base import Param, Scheme, SimResult
 
 EMISSIONS = ("single", "switch")
 THRESHOLDS = ("balance", "lambda")
-# Registers hold RANGE_PER_STEP·N + 1 thresholds (module docstring, "Register range"): the
-# largest |current| measured on the bundled models is 4.0 thresholds (a readout), so a
-# current at that level for all N steps still fits.
-RANGE_PER_STEP = 4.0
 # the float simulator keeps one layer's currents (images × N × neurons, float64) for a batch
 # of images: at most this many elements (32 MB)
 FLOAT_BATCH_ELEMENTS = 1 << 22
@@ -506,34 +503,37 @@ class TSCInfo:
     frac: np.ndarray  # (layers,) fractional state bits
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
+    warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
 def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
-    """Integers for a float TSC network (module docstring, "State units")."""
-    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    """Integers for a float TSC network (module docstring, "State units"); each layer's scale
+    holds its registers' worst case (``register_extents``), or the range error is raised."""
+    wb, sb = int(arithmetic.weight_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
-    state_range = RANGE_PER_STEP * snn.N + 1.0
+    fits = [ranges.fit_layer(layer.name, biggest, extent, arithmetic, fixed)
+            for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.N)]
+    warnings = ranges.check_ranges(
+        f"'tsc' at N={snn.N}", fits, arithmetic,
+        lambda n: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
+                      for _, b, e, f in register_extents(snn, arithmetic, n)),
+        "N", snn.N, 2, "V over N steps of its largest current of either sign")
     index = {layer.name: i for i, layer in enumerate(snn.layers)}
     # the encoder has no registers: its p* is its input row
     kinds, scales, fracs, bits_used = [ENCODER], [1], [0], [float("nan")]
     biases = [np.zeros(snn.layers[0].neurons)]
     projections = ProjectionBuilder()
-    for l, layer in enumerate(snn.layers[1:], start=1):
+    for l, (layer, fit) in enumerate(zip(snn.layers[1:], fits[1:]), start=1):
         kinds.append(READOUT if layer.kind == "readout" else HIDDEN)
-        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
-        wscale, frac = _layer_scale(wmax / biggest, state_range, sb, fb, pow2)
-        # one threshold is a whole number of state units (at least one); the weights take
-        # the scale that matches it exactly, clipped to weight_bits only if even one unit per
-        # threshold cannot hold the largest weight
-        q_l = max(round(wscale * 2.0 ** frac), 1)
-        wscale = q_l / 2.0 ** frac
+        # one threshold is q_l state units (whole, ≥ 1); the weights take the scale that
+        # matches it exactly, clipped to weight_bits if rounding q_l pushed one past it
+        q_l, frac = fit.q, fit.frac
         scales.append(q_l)
         fracs.append(frac)
         biases.append(core_order(layer.bias, layer.shape) * q_l)
         largest = 0
         for proj in layer.projections:
-            w_int = np.clip(np.round(proj.map.weight * wscale), -wmax, wmax).astype(np.int64)
+            w_int = ranges.integer_weights(proj.map.weight, q_l, frac, wmax)
             largest = max(largest, int(np.abs(w_int).max()))
             projections.add(proj.map, w_int, index[proj.source], l, 0)
         bits_used.append(float(np.log2(largest + 1) + 1))
@@ -546,7 +546,8 @@ def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
     info = TSCInfo(N=snn.N, emission=snn.emission,
                    lams=np.array([layer.lam for layer in snn.layers]),
                    scale=np.array(scales, np.float64), frac=np.array(fracs, np.int64),
-                   weight_bits_used=np.array(bits_used), relu_output=snn.layers[-1].relu_output)
+                   weight_bits_used=np.array(bits_used), relu_output=snn.layers[-1].relu_output,
+                   warnings=warnings)
     active = np.tile(np.array([1, snn.N], np.int64), (len(sizes), 1))
     return EventNetwork(
         names=[layer.name for layer in snn.layers],
@@ -554,18 +555,40 @@ def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
         regs=REGS, steps=snn.N, model=model, info=info, **projections.arrays(info.frac))
 
 
-def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
-                 pow2: bool) -> tuple[float, int]:
-    """(weight scale, frac bits) of one layer: ``state_range`` thresholds must fit
-    ``state_bits`` (``wscale·2^frac·state_range ≤ 2^(state_bits−1)``). The scale that fills
-    ``weight_bits`` comes first, the headroom left becomes fractional bits (≤ ``frac_max``);
-    only if even ``frac = 0`` cannot hold the range do the weights lose bits."""
-    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
-    wscale = min(w_limit, q_max)
-    if pow2:
-        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
-    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
-    return wscale, frac
+def register_extents(snn: TSCNet, arithmetic, N: int) -> list:
+    """Per population (layer, largest |W|, ``extent(q, frac)``, None), or for the encoder
+    (layer, 0, None, its fixed extent): the worst case of the I and V registers over ``N``
+    steps (``neurosim.core.ranges``), from the neuron's own integer rule.
+
+    The current is ``I = Σ w·c + b`` (t < N; at t = N the bias is removed), ``c`` the running
+    sum of a source's events: a hidden neuron's events alternate +1, −1 starting with +1, so
+    c ∈ {0, 1}; an encoder pixel sends ±1 then ∓1, so c ∈ {−1, 0, 1}. That bounds I per neuron
+    (``drive_bounds``, with and without the bias); V integrates I and, in hidden layers,
+    subtracts q when V ≥ q (``membrane_extent``: above, V stays below q + max I unless
+    max I > q; below, nothing but N steps of its most negative current bounds it). The readout
+    integrates without a reset. A ``single`` neuron that is done is frozen inside these
+    bounds. The encoder's register is its signed p* ∈ [−N, N]."""
+    wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
+    encoder = snn.layers[0].name
+    out = []
+    for layer in snn.layers:
+        if layer.kind == "input":
+            out.append((layer, 0.0, None, (-N, N)))
+            continue
+
+        def extent(q, frac, layer=layer):
+            terms = [(*ranges.synapse_sums(
+                p.map, ranges.integer_weights(p.map.weight, q, frac, wmax) << frac),
+                1, 1 if p.source == encoder else 0) for p in layer.projections]
+            b = np.round(layer.bias * q).astype(np.int64).reshape(-1)
+            i_hi, i_lo = ranges.drive_bounds(terms, b)
+            i_hi, i_lo = np.maximum(i_hi, i_hi - b), np.minimum(i_lo, i_lo - b)  # t = N: no bias
+            lo, hi = ranges.membrane_extent(i_hi, i_lo, N, None if layer.kind == "readout" else q)
+            return min(lo, int(i_lo.min())), max(hi, int(i_hi.max()))
+
+        biggest = max(float(np.abs(p.map.weight).max()) for p in layer.projections)
+        out.append((layer, biggest, extent, None))
+    return out
 
 
 def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:

@@ -68,18 +68,20 @@ is ``Q_l = wscale_l·2^frac_l`` integer state units, a whole number ≥ 1: weigh
 ``round(W·wscale_l)`` in ``weight_bits`` (signed) and enter the registers shifted left by
 ``frac_l``; the boundary bias is ``round((T−1)·b·Q_l)``; ``α = Q_l``; the threshold
 ``Q_l(T−1) − ⌊Q_l/2⌋`` (the same comparison as ``≥ Q_l(T−1) − Q_l/2`` on integers), at the
-last offset ``Q_l(T−1) + 1``; the reset ``−Q_l(T−1)``. As in ``neurosim.core.tsa``, weight precision is served first and the headroom
-left in ``state_bits`` goes to ``frac_l``, up to the profile's ``frac_bits`` (with
-``per_layer_pow2`` the weight scale is a power of two). The input layer counts steps:
+last offset ``Q_l(T−1) + 1``; the reset ``−Q_l(T−1)``. ``Q_l`` and ``frac_l`` come from the
+register range below. The input layer counts steps:
 ``Q_0 = 1``, threshold ``T−1`` at every offset, reset ``−(T−1)``. Nothing is shifted right, so the
 profile's ``round`` does not apply.
 
 **Register range.** ``V`` holds ``(T−1)·z`` at the boundary and ``−(T−1)`` after a spike (in
 units of α), and during integration partial sums ``Σ_{k_j ≤ s} w_j·(s+1−k_j)``; ``I`` holds
-``Σ w`` of the inputs that have spiked, at most the layer's fan-in ``Σ|w|``. The quantizer
-reserves ``STATE_RANGE·(T−1)`` α's for both (see the constant for what it covers); beyond it
-registers saturate or wrap (profile ``overflow``), counted as ``overflow``. The input layer
-needs ``[−(T−1), 2(T−1)]``. A state word that cannot hold ``T−1`` at all is an error.
+``Σ w`` of the inputs that have spiked. The quantizer holds their worst case over every input
+(``register_extents``: up to ``(T−1)·Σw⁺`` and down to ``−(T−1)·Σ|w⁻|`` plus the bias),
+weight precision first, the headroom left as ``frac_l``; when even ``frac_l = 0`` cannot hold
+it the weights give up bits, down to ``MIN_WEIGHT_BITS`` (``neurosim.core.ranges``); below
+that it is an error naming the layer and the largest T that fits (``--allow-overflow``: a
+warning, and registers saturate or wrap, counted as ``overflow``). The input layer needs
+``[−(T−1), T−1]``.
 In ``reaccumulate`` mode the simulator keeps the running sum of active weights in register 1
 and the layer's count of active synapses in register 2 (first neuron's slot): devices for
 computing and counting the re-reads, not hardware registers (not counted, never fitted: the
@@ -113,25 +115,18 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ..core import engine
+from ..core import engine, ranges
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
 from ..core.registers import compact_events
 from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
-from ..errors import UserError
 from ..fixed_point import fit_np, state_limits
 from ..graph import Graph
 from ._layered import Layer, input_sum, normalise
 from .base import Param, Scheme, SimResult
 
 SYNAPSES = ("current", "reaccumulate")
-# Registers hold STATE_RANGE·(T−1) steps of ramp (α's): pre-activations up to 4 λ. Measured
-# with the float simulator on the calibration images (q = 99.9): the largest |V| of any layer
-# of the three bundled models is 2.55·(T−1)·α at T=4 (digits_resnet), 2.25 at T=16, and the
-# largest |I| 1.87·(T−1)·α at T=4; only T=2 exceeds 4 (5.1: partial sums of one-step
-# windows). The headroom is taken from the fractional bits first (see _layer_scale).
-STATE_RANGE = 4.0
 
 
 # --------------------------------------------------------------------------- parameters
@@ -362,24 +357,28 @@ class TTFSInfo:
     frac: np.ndarray  # (layers,) fractional state bits
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
+    warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
 
 
 def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
-    """Integers for a float TTFS network (module docstring, "State units")."""
+    """Integers for a float TTFS network (module docstring, "State units"); each layer's scale
+    holds its registers' worst case (``register_extents``), or the range error is raised."""
     T = snn.T
-    wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
+    wb, sb = int(arithmetic.weight_bits), int(arithmetic.state_bits)
     lo, hi = state_limits(sb)
-    if T - 1 > hi:
-        raise UserError(f"coding 'ttfs': T={T} needs registers that hold T−1 = {T - 1} (the "
-                        f"threshold at one state unit per step), but state_bits={sb} holds at "
-                        f"most {hi}; use T ≤ {hi + 1} or a profile with more state bits")
     wmax = (1 << (wb - 1)) - 1
-    pow2 = arithmetic.weight_scale != "per_layer"  # one exponent per layer (also with per_projection_pow2)
     pops = snn.populations
+    fits = [ranges.fit_layer(layer.name, biggest, extent, arithmetic, fixed)
+            for layer, biggest, extent, fixed in register_extents(snn, arithmetic, T)]
+    warnings = ranges.check_ranges(
+        f"'ttfs' at T={T}", fits, arithmetic,
+        lambda t: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
+                      for _, b, e, f in register_extents(snn, arithmetic, t)),
+        "T", T, 2, "T−1 steps of ramp, and the input window's partial sums of its weights")
     index = {layer.name: i for i, layer in enumerate(pops)}
     kinds, starts, scales, fracs, biases, bits_used = ([] for _ in range(6))
     projections = ProjectionBuilder()
-    for l, layer in enumerate(pops):
+    for l, (layer, fit) in enumerate(zip(pops, fits)):
         if layer.kind == "input":
             kinds.append(ENCODER)
             starts.append(1)
@@ -390,15 +389,13 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
             continue
         kinds.append(READOUT if layer.kind == "readout" else HIDDEN)
         starts.append(snn.input_start(layer))
-        biggest = max(float(np.abs(q.map.weight).max()) for q in layer.projections) or 1.0
-        q_l, frac = _layer_scale(wmax / biggest, STATE_RANGE * (T - 1), sb, fb, pow2)
-        wscale = q_l / 2.0 ** frac
+        q_l, frac = fit.q, fit.frac
         scales.append(q_l)
         fracs.append(frac)
         biases.append(core_order(layer.bias, layer.shape) * (T - 1) * q_l)
         largest = 0
-        for q in layer.projections:  # Q is whole, so W·wscale may round one past wmax: clip
-            w_int = np.clip(np.round(q.map.weight * wscale), -wmax, wmax).astype(np.int64)
+        for q in layer.projections:
+            w_int = ranges.integer_weights(q.map.weight, q_l, frac, wmax)
             largest = max(largest, int(np.abs(w_int).max()))
             projections.add(q.map, w_int, index[q.source], l, q.gap * T)
         bits_used.append(float(np.log2(largest + 1) + 1))
@@ -421,7 +418,7 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
     info = TTFSInfo(T=T, synapse=snn.synapse, levels=np.array([x.level for x in pops]),
                     lams=np.array([x.lam for x in pops]), scale=q.astype(np.float64),
                     frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
-                    relu_output=pops[-1].relu_output)
+                    relu_output=pops[-1].relu_output, warnings=warnings)
     # input layer: its firing window; hidden: input and firing windows; readout: input window
     span = np.where(kind == HIDDEN, 2 * T, T)
     active = np.stack([start, start + span - 1], axis=1)
@@ -431,19 +428,44 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
         model=model, info=info, **projections.arrays(info.frac))
 
 
-def _layer_scale(w_limit: float, state_range: float, state_bits: int, frac_max: int,
-                 pow2: bool) -> tuple[int, int]:
-    """(Q, frac bits) of one layer: ``state_range`` α's must fit ``state_bits``
-    (``Q·state_range ≤ 2^(state_bits−1)``). The weight scale that fills ``weight_bits``
-    comes first, the headroom left becomes fractional bits (≤ ``frac_max``); only if even
-    ``frac = 0`` cannot hold the range do the weights lose bits. Q is a whole number ≥ 1."""
-    q_max = max(2.0 ** (state_bits - 1) / state_range, 1.0)
-    wscale = min(w_limit, q_max)
-    if pow2:
-        wscale = 2.0 ** int(np.floor(np.log2(wscale)))
-    frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
-    q = min(round(wscale * 2.0 ** frac), int(q_max))
-    return max(q, 1), frac
+def register_extents(snn: TTFSNet, arithmetic, T: int) -> list:
+    """Per population (layer, largest |W|, ``extent(q, frac)``, None), or for the input
+    (layer, 0, None, its fixed extent): the worst case of its registers with windows of ``T``
+    steps (``neurosim.core.ranges``), from the neuron's own integer rule.
+
+    Every source fires at most once per image (after its spike its membrane is a full ramp
+    below zero, which the rest of the window cannot bring back to the threshold), with value
+    1, so the current ``I`` (the sum of the weights whose spike has arrived) lies in
+    ``[−Σ|w⁻|, Σw⁺]`` per neuron, and ``V`` after integration offsets 0…T−2, the sum of
+    ``w·(offsets since the spike)``, in ``(T−1)·[−Σ|w⁻|, Σw⁺]``: reached when every
+    source of one sign fires at offset 0. The boundary adds the bias ``(T−1)·b·q``. In the
+    firing window a neuron below the threshold (< q(T−1)) ramps by q, so it stays ≤ q·T; a
+    spike resets it to −q(T−1), and the ramp only raises it. The readout integrates and takes
+    its bias, without a window of its own. The input layer holds its ``n`` in [−1, T−1], then
+    ramps to T−1 and resets to −(T−1)."""
+    wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
+    out = []
+    for layer in snn.populations:
+        if layer.kind == "input":
+            out.append((layer, 0.0, None, (-(T - 1), T - 1)))
+            continue
+
+        def extent(q, frac, layer=layer):
+            terms = [(*ranges.synapse_sums(
+                p.map, ranges.integer_weights(p.map.weight, q, frac, wmax) << frac), 1, 0)
+                for p in layer.projections]
+            i_hi, i_lo = ranges.drive_bounds(terms)
+            b = np.round(layer.bias * (T - 1) * q).astype(np.int64).reshape(-1)
+            v_hi = (T - 1) * i_hi + np.maximum(b, 0)
+            v_lo = (T - 1) * i_lo + np.minimum(b, 0)
+            lo, hi = int(v_lo.min(initial=0)), int(v_hi.max(initial=0))
+            if layer.kind != "readout":  # the ramp and the reset
+                lo, hi = min(lo, -q * (T - 1)), max(hi, q * T)
+            return lo, hi
+
+        biggest = max(float(np.abs(p.map.weight).max()) for p in layer.projections)
+        out.append((layer, biggest, extent, None))
+    return out
 
 
 def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
