@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import json
 import os
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError, did_you_mean
+from .errors import UserError
 
 DEFAULT_MODEL = "digits_cnn"
 DEFAULT_HW = "loihi_like"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 MAIN_HELP = """\
 neurosim tells you what a spike coding scheme costs on neuromorphic hardware.
@@ -66,33 +64,20 @@ examples:
   neurosim compare --coding rate:T=128 --coding sws --limit 100
 """
 
-NOT_YET = {
-    "out": "--out (report files) is not available yet; use --json PATH for the machine-readable "
-           "result",
-}
 DEFAULT_CODING = ["sws"]
 
 
 def _models_manifest() -> dict:
-    path = MODELS_DIR / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    from .api import models_manifest
+
+    return models_manifest()
 
 
 def resolve_model(spec: str | None) -> Path:
-    """A bare bundled name, or a path to an ONNX file."""
-    spec = spec or DEFAULT_MODEL
-    manifest = _models_manifest()
-    if spec in manifest:
-        return MODELS_DIR / manifest[spec]["file"]
-    p = Path(spec)
-    if p.exists() or p.suffix == ".onnx" or "/" in spec:
-        if p.is_dir():
-            raise UserError(f"{p}: is a directory; expected an ONNX model file")
-        if not p.is_file():
-            raise UserError(f"{p}: model file not found")
-        return p
-    raise UserError(f"'{spec}' is neither an ONNX file nor a bundled model; bundled models: "
-                    f"{', '.join(manifest)}{did_you_mean(spec, manifest)}")
+    """A bare bundled name, or a path to an ONNX file (``neurosim.api.resolve_model``)."""
+    from .api import resolve_model as resolve
+
+    return resolve(spec)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,17 +139,17 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _reject_unavailable(args) -> None:
-    for key, msg in NOT_YET.items():
-        if getattr(args, key, None) is not None:
-            raise UserError(msg)
+def _check_outputs(args) -> None:
+    """Output paths are checked before anything runs, not after minutes of work."""
+    from .report import check_output_dir, check_output_path
 
-
-def _progress(label: str, done: int, total: int) -> None:
-    """A one-line progress report on stderr, for a person watching a terminal."""
-    if sys.stderr.isatty():
-        end = "\n" if done >= total else ""
-        print(f"\r{label}: {done}/{total} images", end=end, file=sys.stderr, flush=True)
+    if args.json is not None:
+        check_output_path(args.json, "--json")
+    if getattr(args, "out", None) is not None:
+        if args.command == "check":
+            raise UserError("--out (report files) is for 'neurosim run' and 'neurosim compare'; "
+                            "use --json PATH for check's result")
+        check_output_dir(args.out, "--out")
 
 
 def _note_first_compile() -> None:
@@ -176,50 +161,22 @@ def _note_first_compile() -> None:
               "from the cache)", file=sys.stderr, flush=True)
 
 
-def _with_overflow_policy(profile, args):
-    """The profile with --allow-overflow applied to its arithmetic."""
-    import dataclasses
-
-    if not getattr(args, "allow_overflow", False):
-        return profile
-    return dataclasses.replace(profile, arithmetic=dataclasses.replace(profile.arithmetic,
-                                                                       allow_overflow=True))
+def _api_options(args) -> dict:
+    """The options every command passes on to ``neurosim.api``."""
+    return dict(model=args.model, data=args.data, calib=args.calib, limit=args.limit,
+                seed=args.seed, allow_overflow=args.allow_overflow)
 
 
-def _load_inputs(args):
-    """Model, profile, test data and calibration data of a run/check command."""
-    from .data import check_labels, load_calibration, load_data
-    from .hw.profile import load_profile
-    from .onnx_import import load_onnx
-    from .report import check_output_path
+def _check_cheap(args) -> None:
+    """Limit, seed and codings are checked before the output paths and the model."""
+    from .schemes import expand_codings
 
-    _reject_unavailable(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be a positive number of images, found {args.limit}")
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, found {args.seed}")
-    from .schemes import expand_codings
-
-    # a bad --coding fails here, before the model is read or anything is printed
     expand_codings(args.coding or (["all"] if args.command == "compare" else DEFAULT_CODING))
-    if args.json is not None:
-        check_output_path(args.json, "--json")  # before anything runs, not after
-    model_path = resolve_model(args.model)
-    graph = load_onnx(model_path, model_path.stem)
-    out = tuple(graph.output_shape)
-    if len(out) != 1 or out[0] < 2:
-        raise UserError(f"{model_path}: the output '{graph.output}' has shape {out} per image; "
-                        f"neurosim classifies, so it expects (classes,) with at least 2 classes "
-                        f"(add a Flatten/Gemm head, or export the classifier's logits)")
-    if not any(n.op in ("conv", "dense") for n in graph.nodes.values()):
-        raise UserError(f"{model_path}: no layer to convert: the output '{graph.output}' is "
-                        f"computed from the input without any Conv, Gemm or MatMul; expected a "
-                        f"network with at least one weighted layer")
-    profile = _with_overflow_policy(load_profile(DEFAULT_HW if args.hw is None else args.hw), args)
-    data = load_data(args.data, graph.input_shape).head(args.limit)
-    check_labels(data, out[0])
-    calib = load_calibration(args.calib, graph.input_shape)
-    return graph, profile, data, calib
+    _check_outputs(args)
 
 
 def _write_json(doc: dict, path: str) -> None:
@@ -232,61 +189,42 @@ def _write_json(doc: dict, path: str) -> None:
               f"as null: {', '.join(nulls[:5])}{' …' if len(nulls) > 5 else ''}", file=sys.stderr)
 
 
-def cmd_run(args) -> int:
-    from . import ann, report
-    from .energy import ann_energy
-    from .hw.mapping import format_mapping, map_layers, mapping_to_dict
-    from .simulate import format_runs, run_codings
+def _write_outputs(result, args) -> None:
+    if args.json:
+        _write_json(result.to_json(), args.json)
+    if args.out:
+        written = result.write(args.out)
+        import textwrap
 
-    graph, profile, data, calib = _load_inputs(args)
-    print(f"model  {graph.name}  ({graph.path})")
-    print(report.model_table(graph))
-    acc = ann.accuracy(graph, data.x, data.y)
-    macs = graph.macs()
-    e_mac = ann_energy(macs, profile)
-    mapping = map_layers(report.layer_sizes(graph), profile)
-    print(f"\ndata   {data.name}: {len(data)} images   (calibration: {calib.name}, {len(calib)} images)")
-    print(f"ANN    accuracy {acc:.4f}  ({round(acc * len(data))}/{len(data)})")
-    print(f"\nhw     {profile.name}  ({profile.path})")
-    print(f"ANN baseline energy  {e_mac / 1e6:.3f} µJ per inference "
-          f"({macs:,} MACs × {profile.price('mac')} pJ)")
-    print(format_mapping(mapping))
+        print("\n" + textwrap.fill(f"wrote {len(written)} files to {args.out}: "
+                                   + ", ".join(p.name for p in written), 100,
+                                   subsequent_indent="  "))
+
+
+def cmd_run(args) -> int:
+    from . import api
+
+    _check_cheap(args)
     if args.precision != "float":
         _note_first_compile()
-    runs = run_codings(graph, data, calib, args.coding or DEFAULT_CODING, args.precision,
-                       profile, progress=_progress, seed=args.seed)
-    print()
-    print(format_runs(runs, acc, e_mac))
-    if args.json:
-        doc = report.document(
-            model=report.model_dict(graph),
-            data={"name": data.name, "images": len(data)},
-            hw={"name": profile.name, "path": str(profile.path), "mapping": mapping_to_dict(mapping)},
-            ann={"accuracy": acc, "macs": macs, "energy_pj": e_mac},
-            runs=runs,
-        )
-        _write_json(doc, args.json)
+    result = api.run(hw=args.hw or DEFAULT_HW, codings=args.coding or DEFAULT_CODING,
+                     precision=args.precision, **_api_options(args))
+    print(result.summary())
+    _write_outputs(result, args)
     return 0
 
 
 def cmd_check(args) -> int:
-    from . import report
-    from .check import check, format_check
+    from . import api
 
-    graph, profile, data, calib = _load_inputs(args)
+    _check_cheap(args)
     _note_first_compile()
-    results = check(graph, data, calib, args.coding or DEFAULT_CODING, profile,
-                    progress=lambda what: print(f"  {what}", file=sys.stderr)
-                    if sys.stderr.isatty() else None)
-    print(f"model {graph.name}, data {data.name} ({len(data)} images), hw {profile.name}\n")
-    print(format_check(results, profile.name))
+    result = api.check(hw=args.hw or DEFAULT_HW, codings=args.coding or DEFAULT_CODING,
+                       progress=lambda what: print(f"  {what}", file=sys.stderr)
+                       if sys.stderr.isatty() else None, **_api_options(args))
+    print(result.summary())
     if args.json:
-        doc = report.document(model=report.model_dict(graph),
-                              data={"name": data.name, "images": len(data)},
-                              hw={"name": profile.name, "path": str(profile.path)},
-                              ann=None, runs=None)
-        doc["check"] = results
-        _write_json(doc, args.json)
+        _write_json(result.to_json(), args.json)
     return 0
 
 
@@ -311,7 +249,8 @@ def cmd_models(args) -> int:
              f"{m['test_accuracy']:.4f}"] for name, m in _models_manifest().items()]
     print(tabulate(rows, headers=["model", "description", "params", "MACs", "test acc"],
                    maxcolwidths=[None, 44, None, None, None]))
-    print(f"\n(test accuracy: float ANN on the bundled digits test split, from {MODELS_DIR / 'manifest.json'})")
+    print("\n(test accuracy: float ANN on the bundled digits test split, from the package's "
+          "models/manifest.json)")
     return 0
 
 
@@ -329,39 +268,14 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import ann, report
-    from .energy import ann_energy
-    from .hw.profile import load_profile
-    from .simulate import format_comparison, run_codings
+    from . import api
 
-    specs = args.coding or ["all"]
-    hws = [DEFAULT_HW] if args.hw is None else args.hw
-    args.hw = hws[0]
-    graph, _, data, calib = _load_inputs(args)
-    profiles = [_with_overflow_policy(load_profile(h), args) for h in hws]  # all checked first
+    _check_cheap(args)
     _note_first_compile()
-    acc = ann.accuracy(graph, data.x, data.y)
-    macs = graph.macs()
-    print(f"model {graph.name}, data {data.name} ({len(data)} images), "
-          f"calibration {calib.name} ({len(calib)} images)\nANN accuracy {acc:.4f}")
-    comparisons = []
-    for profile in profiles:
-        runs = run_codings(graph, data, calib, specs, "both", profile, progress=_progress,
-                           seed=args.seed)
-        e_mac = ann_energy(macs, profile)
-        print()
-        print(format_comparison(runs, acc, macs, e_mac, profile.name))
-        comparisons.append({"hw": {"name": profile.name, "path": str(profile.path)},
-                            "ann_energy_pj": e_mac, "runs": runs})
-    if args.json:
-        doc = report.document(model=report.model_dict(graph),
-                              data={"name": data.name, "images": len(data)},
-                              hw=comparisons[0]["hw"],
-                              ann={"accuracy": acc, "macs": macs,
-                                   "energy_pj": comparisons[0]["ann_energy_pj"]},
-                              runs=comparisons[0]["runs"])
-        doc["comparisons"] = comparisons
-        _write_json(doc, args.json)
+    result = api.compare(hw=args.hw or [DEFAULT_HW], codings=args.coding or ["all"],
+                         **_api_options(args))
+    print(result.summary())
+    _write_outputs(result, args)
     return 0
 
 

@@ -116,15 +116,271 @@ def write_json(doc: dict, path: str | Path) -> list[str]:
     path = Path(path)
     nulls: list[str] = []
     text = json.dumps(finite_or_null(doc, found=nulls), indent=2, allow_nan=False) + "\n"
+    write_atomic(path, text)
+    return nulls
+
+
+# ---------------------------------------------------------------- atomic files of a report
+def write_atomic(path: str | Path, content: str | bytes) -> None:
+    """Write ``content`` whole or not at all: a temp file in the same folder, then a rename,
+    with the permissions a newly created file gets (mode 0666 less the umask)."""
+    path = Path(path)
+    data = content.encode() if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return nulls
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Fail before anything runs if ``path`` cannot become a report folder: it is a file, its
+    parent does not exist, or nothing can be written there. The folder is not created here."""
+    if str(path) == "":
+        raise UserError(f"{option}: an empty path; give a folder name, e.g. report")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: is a file; give a folder for the report files")
+    folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".neurosim.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+    return path
+
+
+REPORT_FILES = ("report.md", "report.json", "counts.csv")
+
+
+def write_report_files(result, directory: Path) -> list[Path]:
+    """report.json (validated against the shipped schema first), counts.csv, the figures,
+    then report.md linking them; every file written whole. Returns the paths written."""
+    from .schema import validate_report
+
+    check_output_dir(directory)
+    directory.mkdir(exist_ok=True)
+    doc = finite_or_null(result.to_json())
+    problems = validate_report(doc)
+    if problems:  # a document that breaks its own contract is a bug, not a user error
+        raise RuntimeError("report.json does not match neurosim/schema/report.schema.json: "
+                           + "; ".join(problems[:5]))
+    written = []
+    write_json(doc, directory / "report.json")
+    written.append(directory / "report.json")
+    write_atomic(directory / "counts.csv", result.counts_csv())
+    written.append(directory / "counts.csv")
+    figures = result.plots(directory)
+    written += figures
+    write_atomic(directory / "report.md", result.to_markdown([f.name for f in figures]))
+    written.append(directory / "report.md")
+    return written
+
+
+# ---------------------------------------------------------------- text of a result
+def _shown(name: str, path: str | None) -> str:
+    return f"{name}  (bundled)" if path is None else f"{name}  ({path})"
+
+
+def format_summary(result) -> str:
+    """What ``neurosim run`` / ``compare`` print (lines ≤ 100 columns)."""
+    from .hw.mapping import format_mapping
+    from .simulate import format_comparison, format_runs
+
+    g, acc, n = result.graph, result.ann_accuracy, len(result.data)
+    if result.command == "compare":
+        lines = [f"model {g.name}, data {result.data.name} ({n} images), calibration "
+                 f"{result.calib.name} ({len(result.calib)} images)\nANN accuracy {acc:.4f}"]
+        for p in result.profiles:
+            lines += ["", format_comparison(p.runs, acc, result.macs, p.ann_energy_pj, p.name)]
+        return "\n".join(lines)
+    lines = [f"model  {_shown(g.name, result.model_path)}", model_table(g), "",
+             f"data   {result.data.name}: {n} images   (calibration: {result.calib.name}, "
+             f"{len(result.calib)} images)",
+             f"ANN    accuracy {acc:.4f}  ({round(acc * n)}/{n})"]
+    for p in result.profiles:
+        lines += ["", f"hw     {_shown(p.name, p.path)}",
+                  f"ANN baseline energy  {p.ann_energy_pj / 1e6:.3f} µJ per inference "
+                  f"({result.macs:,} MACs × {p.profile.price('mac')} pJ)",
+                  format_mapping(p.mapping), "", format_runs(p.runs, acc, p.ann_energy_pj)]
+    return "\n".join(lines)
+
+
+def ann_latency_s(macs: int, profile) -> float | None:
+    """The ANN's time per inference on ``profile`` under the same first-order assumption as
+    the SNN's run time (each layer's work serial on one core): MACs × the profile's ``mac``
+    time. None when the profile gives no MAC time (a chip without a MAC unit)."""
+    ns = profile.timing.ns("mac")
+    return macs * ns * 1e-9 if ns > 0 else None
+
+
+def _ratio(a, b) -> str:
+    return "-" if a is None or not b else f"{a / b:,.1f}×"
+
+
+def _md_table(rows, headers) -> str:
+    """A Markdown pipe table, as narrow as its cells allow; the first column left-aligned,
+    the others (numbers) right-aligned."""
+    keep = [i for i in range(len(headers))
+            if i == 0 or not rows or any(str(r[i]) != "-" for r in rows)]  # drop empty columns
+    headers = [headers[i] for i in keep]
+    rows = [[r[i] for i in keep] for r in rows]
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths))) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":")
+                          for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def _uj(pj) -> str:
+    return "-" if pj is None else f"{pj / 1e6:.3f}"
+
+
+def _acc_text(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _seconds(v) -> str:
+    if v is None:
+        return "-"
+    for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if abs(v) >= k:
+            return f"{v / k:.3g} {unit}"
+    return f"{v:.3g} s"
+
+
+def _latency_steps(run) -> str:
+    """Steps to a result; with early decision the mean over the images (~)."""
+    mean = run.get("latency_steps_mean")
+    return str(run["latency_steps"]) if mean is None else f"~{mean:.1f}"
+
+
+def _wrap_md(lines: list[str]) -> list[str]:
+    """Prose and bullets wrapped at 100 columns; tables and headings left as they are."""
+    import textwrap
+
+    out = []
+    for line in lines:
+        for part in line.split("\n"):
+            if len(part) <= 100 or part.startswith(("|", "#", "![")):
+                out.append(part)
+            else:
+                indent = "  " if part.startswith("- ") else ""
+                out += textwrap.wrap(part, 100, subsequent_indent=indent,
+                                     break_on_hyphens=False)
+    return out
+
+
+def format_markdown(result, figures=()) -> str:
+    """report.md: what ran, per profile the codings' accuracy and time, their energy next to
+    the ANN's on the same profile, where the energy goes; then the figures and how to read
+    them. Every table fits 100 columns."""
+    g, n = result.graph, len(result.data)
+    model = f"`{g.name}` ({'bundled' if result.model_path is None else result.model_path})"
+    hws = ", ".join(f"`{p.name}` ({'bundled' if p.path is None else p.path})"
+                    for p in result.profiles)
+    out = [f"# neurosim report: {g.name} on {', '.join(p.name for p in result.profiles)}", "",
+           f"Written by neurosim {__version__}; every number below comes from this run.", "",
+           f"- model: {model}, {result.model_dict()['populations']} spiking populations, "
+           f"{g.params():,} parameters, {result.macs:,} MACs per inference",
+           f"- data: {result.data.name}, {n} images; calibration: {result.calib.name}, "
+           f"{len(result.calib)} images",
+           f"- hardware: {hws}",
+           f"- precision: {result.precision} (fixed = the bit-accurate core with the profile's "
+           f"arithmetic: every action counted and priced)",
+           f"- ANN accuracy: {result.ann_accuracy:.4f}", ""]
+    for p in result.profiles:
+        t_ann = ann_latency_s(result.macs, p.profile)
+        out += [f"## {p.name}", "",
+                f"The ANN on this profile: {result.macs:,} MACs × {p.profile.price('mac')} pJ = "
+                f"{p.ann_energy_pj / 1e6:.3f} µJ per inference (MACs only: a lower bound), "
+                + (f"{_seconds(t_ann)} at the profile's MAC time." if t_ann is not None else
+                   "no time (the profile gives no MAC time)."),
+                f"The network uses {p.mapping.total_cores} of {p.mapping.available_cores} cores"
+                + ("." if p.mapping.fits else " and DOES NOT FIT: " + "; ".join(
+                    p.mapping.problems())), ""]
+        warn = [w for r in p.runs for w in r.get("warnings", [])]
+        if warn:
+            out += ["**Warnings**", ""] + [f"- {w}" for w in warn] + [""]
+        out += ["Accuracy (float and fixed point) and time per inference (steps: to the result / "
+                "between frames; columns without any value are left out):", ""]
+        rows = [[_short(r["coding"], 24), _acc_text(r["accuracy"]["float"]),
+                 _acc_text(r["accuracy"]["fixed"]),
+                 f"{_latency_steps(r)} / {r['steps_per_frame']}", _seconds(r.get("latency_s")),
+                 _ratio(r.get("latency_s"), t_ann),
+                 "-" if r.get("throughput_fps") is None else f"{r['throughput_fps']:,.0f}",
+                 f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}"] for r in p.runs]
+        out += [_md_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
+                                 "frames/s", "spikes +/−"]), ""]
+        rows = []
+        for r in p.runs:
+            e = r["energy_pj"] or {}
+            rows.append([_short(r["coding"], 24), _uj(e.get("dynamic")), _uj(e.get("static")),
+                         _uj(e.get("total")), _ratio(e.get("dynamic"), p.ann_energy_pj),
+                         _ratio(e.get("total"), p.ann_energy_pj),
+                         "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
+        out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices; "
+                "static = static power × the run time):", "",
+                _md_table(rows, ["coding", "dynamic", "static", "total", "dyn vs ANN",
+                                 "total vs ANN", "overflows"]), ""]
+        priced = [r for r in p.runs if r["energy_pj"]]
+        if priced:
+            actions = [a for a in priced[0]["energy_pj"]["by_action"]
+                       if any(r["energy_pj"]["by_action"].get(a, 0) > 0 for r in priced)]
+            rows = [[a] + [f"{r['energy_pj']['by_action'].get(a, 0.0) / 1e6:.4f}"
+                           for r in priced] for a in actions]
+            out += ["Dynamic energy by action, µJ per inference:", "",
+                    _md_table(rows, ["action"] + [_short(r["coding"], 14) for r in priced]), ""]
+            layers = list(priced[0]["energy_pj"]["by_layer"])
+            rows = [[_short(layer, 22)] + [f"{r['energy_pj']['by_layer'].get(layer, 0.0) / 1e6:.4f}"
+                                           for r in priced] for layer in layers]
+            out += ["Dynamic energy by layer, µJ per inference:", "",
+                    _md_table(rows, ["layer"] + [_short(r["coding"], 14) for r in priced]), ""]
+    if figures:
+        out += ["## Figures", ""]
+        out += [f"![{f}]({f})" for f in figures] + [""]
+    out += ["## How to read this report", "",
+            "- *float acc* is the spiking network in floating point, *fixed acc* the same network "
+            "in the profile's integer arithmetic; the gap between them is the cost of the "
+            "hardware's bit widths, the gap to the ANN the cost of the coding.",
+            "- *vs ANN* divides by the ANN's MAC energy (or MAC time) on the same profile. "
+            "That baseline counts MACs only, so the ratio is an upper bound on the SNN's "
+            "disadvantage.",
+            "- Latency in seconds is the profile's run time per inference: each layer's counted "
+            "work at the profile's time per action, plus the step barrier where the profile "
+            "synchronises by barrier; static energy is static power over that time.",
+            "- counts.csv holds every counted action per coding and layer (means per "
+            "inference); report.json is the DESIGN §8 document, valid against "
+            "neurosim/schema/report.schema.json.", ""]
+    return "\n".join(_wrap_md(out))
+
+
+def format_counts_csv(result) -> str:
+    """One row per profile × coding × layer, a column per counted action, means per inference."""
+    import csv
+    import io
+
+    from .counts import ACTIONS
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["hw", "coding", "layer", *ACTIONS])
+    for p in result.profiles:
+        for t in p.traces:
+            for i, layer in enumerate(t.layers):
+                w.writerow([p.name, t.coding, layer, *(f"{v:.6g}" for v in t.counts_by_layer[i])])
+    return buf.getvalue()

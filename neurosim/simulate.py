@@ -28,14 +28,17 @@ PRECISIONS = ("float", "fixed", "both")
 
 def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[str],
                 precision: str | None = "float", profile=None,
-                progress=None, seed: int | None = None) -> list[dict[str, Any]]:
+                progress=None, seed: int | None = None,
+                on_result=None) -> list[dict[str, Any]]:
     """One DESIGN §8 ``runs`` entry per coding spec (``all`` expands to every scheme).
 
     ``float`` runs the scheme's float reference simulator; ``fixed`` its bit-accurate core with
     the ``profile``'s arithmetic, whose counted actions are priced by the profile into energy
     and run time; ``both`` does both. Spikes and counts come from the fixed run when there is
     one (it counts every action; the float simulator counts spikes only). ``seed`` (--seed)
-    sets the ``seed`` parameter of every coding that has one.
+    sets the ``seed`` parameter of every coding that has one. ``on_result(run, result)``, if
+    given, receives each entry with the ``SimResult`` it came from (the fixed one when there is
+    one): the per-layer, per-step counts a report plots, which the JSON entry does not keep.
     """
     precision = precision or "float"
     if precision not in PRECISIONS:
@@ -115,6 +118,8 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
                     f"the fixed-point accuracy is degraded by overflow (per layer: "
                     + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
                     + ")")
+        if on_result is not None:
+            on_result(run, result)
         runs.append(run)
     return runs
 

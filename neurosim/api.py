@@ -1,0 +1,394 @@
+"""The library entry point: one call measures a model under codings on hardware profiles.
+
+    import neurosim
+    result = neurosim.run("digits_cnn", hw="loihi_like", codings=["sws", "rate:T=128"])
+    result.runs[0]["energy_pj"]["dynamic"]      # the DESIGN §8 entries
+    result.to_json()                            # the whole §8 document (a dict)
+    print(result.to_markdown())                 # the report.md text
+    result.plots("figures")                     # PNG files; result.write("out") writes all files
+
+The command line (``neurosim run``, ``compare``, ``check``) is a thin shell over ``run``,
+``compare`` and ``check`` here: it parses options, prints ``Result.summary()`` and writes
+files. A bundled model or profile is named by its name, a user file by its path; outputs show
+bundled ones by name and user files by the path as given, never a path of this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError, did_you_mean
+
+DEFAULT_MODEL = "digits_cnn"
+DEFAULT_HW = "loihi_like"
+DEFAULT_CODINGS = ("sws",)
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+# ------------------------------------------------------------------------ naming inputs
+def models_manifest() -> dict:
+    path = MODELS_DIR / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def resolve_model(spec: str | Path | None) -> Path:
+    """A bare bundled name, or a path to an ONNX file."""
+    spec = str(spec or DEFAULT_MODEL)
+    manifest = models_manifest()
+    if spec in manifest:
+        return MODELS_DIR / manifest[spec]["file"]
+    p = Path(spec)
+    if p.exists() or p.suffix == ".onnx" or "/" in spec:
+        if p.is_dir():
+            raise UserError(f"{p}: is a directory; expected an ONNX model file")
+        if not p.is_file():
+            raise UserError(f"{p}: model file not found")
+        return p
+    raise UserError(f"'{spec}' is neither an ONNX file nor a bundled model; bundled models: "
+                    f"{', '.join(manifest)}{did_you_mean(spec, manifest)}")
+
+
+def _shown_model_path(spec) -> str | None:
+    """None for a bundled model (shown by name), else the path as the user gave it."""
+    spec = str(spec or DEFAULT_MODEL)
+    return None if spec in models_manifest() else spec
+
+
+def _shown_profile_path(spec, profile) -> str | None:
+    """None for a bundled profile (shown by name), else the path as the user gave it."""
+    from .hw.profile import bundled_dir
+
+    try:
+        bundled = Path(profile.path).resolve().parent == bundled_dir().resolve() and \
+            "/" not in str(spec) and not str(spec).endswith((".yaml", ".yml"))
+    except OSError:
+        bundled = False
+    return None if bundled else str(spec)
+
+
+def _with_overflow_policy(profile, allow_overflow: bool):
+    if not allow_overflow:
+        return profile
+    return dataclasses.replace(profile, arithmetic=dataclasses.replace(profile.arithmetic,
+                                                                       allow_overflow=True))
+
+
+def _as_list(v, default) -> list:
+    if v is None:
+        return list(default)
+    return [v] if isinstance(v, (str, Path)) else list(v)
+
+
+@dataclass
+class Inputs:
+    """A model, its test and calibration data and the profiles, checked and loaded."""
+
+    graph: Any
+    model_path: str | None      # as the user gave it; None when bundled
+    profiles: list              # loaded Profiles
+    profile_paths: list         # as given; None when bundled
+    data: Any
+    calib: Any
+    codings: list[str]
+
+
+def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=None,
+                seed=None, allow_overflow=False, default_codings=DEFAULT_CODINGS) -> Inputs:
+    """Check and load everything a run needs, cheapest checks first: a bad coding, limit or
+    seed fails before the model is read."""
+    from .data import check_labels, load_calibration, load_data
+    from .hw.profile import load_profile
+    from .onnx_import import load_onnx
+    from .schemes import expand_codings
+
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+        raise UserError(f"--limit must be a positive number of images, found {limit}")
+    if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
+        raise UserError(f"--seed must be a non-negative integer, found {seed}")
+    specs = _as_list(codings, default_codings)
+    expand_codings(specs)  # a bad --coding fails here, before the model is read
+    model_file = resolve_model(model)
+    graph = load_onnx(model_file, model_file.stem)
+    out = tuple(graph.output_shape)
+    if len(out) != 1 or out[0] < 2:
+        raise UserError(f"{model_file}: the output '{graph.output}' has shape {out} per image; "
+                        f"neurosim classifies, so it expects (classes,) with at least 2 classes "
+                        f"(add a Flatten/Gemm head, or export the classifier's logits)")
+    if not any(n.op in ("conv", "dense") for n in graph.nodes.values()):
+        raise UserError(f"{model_file}: no layer to convert: the output '{graph.output}' is "
+                        f"computed from the input without any Conv, Gemm or MatMul; expected a "
+                        f"network with at least one weighted layer")
+    hws = _as_list(hw, [DEFAULT_HW])
+    profiles = [_with_overflow_policy(load_profile(h), allow_overflow) for h in hws]
+    test = load_data(data, graph.input_shape).head(limit)
+    check_labels(test, out[0])
+    calibration = load_calibration(calib, graph.input_shape)
+    return Inputs(graph, _shown_model_path(model), profiles,
+                  [_shown_profile_path(h, p) for h, p in zip(hws, profiles)], test, calibration,
+                  specs)
+
+
+# ------------------------------------------------------------------------ the result
+@dataclass
+class CodingTrace:
+    """What the plots and counts.csv need of one coding's run beyond its JSON entry: per-layer
+    counts and spikes over time, means per inference."""
+
+    coding: str
+    layers: tuple[str, ...]
+    counts_by_layer: np.ndarray   # (layers, actions), mean per inference
+    spikes_by_step: np.ndarray    # (layers, steps), spikes (+ and −) per inference
+    gantt: list | None = None     # pipeline intervals (core, frame, start_s, end_s), when modelled
+
+
+@dataclass
+class ProfileResult:
+    """Every coding's run on one hardware profile."""
+
+    profile: Any
+    path: str | None              # as given; None when bundled
+    mapping: Any
+    ann_energy_pj: float
+    runs: list[dict]
+    traces: list[CodingTrace]
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def hw_dict(self, with_mapping: bool = True) -> dict:
+        from .hw.mapping import mapping_to_dict
+
+        d = {"name": self.profile.name, "path": self.path, "bundled": self.path is None}
+        if with_mapping:
+            d["mapping"] = mapping_to_dict(self.mapping)
+        return d
+
+
+@dataclass
+class Result:
+    """A model measured under one or more codings on one or more profiles.
+
+    ``runs`` are the DESIGN §8 entries on the first profile; ``profiles`` holds every profile's.
+    """
+
+    command: str                  # "run" or "compare": which document shape to_json gives
+    graph: Any
+    model_path: str | None
+    data: Any
+    calib: Any
+    ann_accuracy: float
+    macs: int
+    precision: str
+    profiles: list[ProfileResult] = field(default_factory=list)
+
+    @property
+    def runs(self) -> list[dict]:
+        return self.profiles[0].runs
+
+    @property
+    def profile(self):
+        return self.profiles[0].profile
+
+    def model_dict(self) -> dict:
+        from .report import model_dict
+
+        d = model_dict(self.graph)
+        d["path"] = self.model_path
+        d["bundled"] = self.model_path is None
+        d["macs"] = self.macs
+        return d
+
+    def to_json(self) -> dict:
+        """The DESIGN §8 document (a JSON-ready dict; non-finite numbers are made null when it
+        is written)."""
+        from .report import document
+
+        first = self.profiles[0]
+        doc = document(
+            model=self.model_dict(),
+            data={"name": self.data.name, "images": len(self.data)},
+            hw=first.hw_dict(with_mapping=self.command == "run"),
+            ann={"accuracy": self.ann_accuracy, "macs": self.macs,
+                 "energy_pj": first.ann_energy_pj},
+            runs=first.runs,
+        )
+        doc["calibration"] = {"name": self.calib.name, "images": len(self.calib)}
+        doc["precision"] = self.precision
+        if self.command == "compare" or len(self.profiles) > 1:
+            doc["comparisons"] = [{"hw": p.hw_dict(with_mapping=False),
+                                   "ann_energy_pj": p.ann_energy_pj, "runs": p.runs}
+                                  for p in self.profiles]
+        return doc
+
+    def summary(self) -> str:
+        """The terminal text of ``neurosim run`` / ``compare`` (lines ≤ 100 columns)."""
+        from .report import format_summary
+
+        return format_summary(self)
+
+    def to_markdown(self, figures: Sequence[str] = ()) -> str:
+        """report.md: inputs, the ANN, each profile's table, energy by action and by layer,
+        relative to the ANN, and links to ``figures`` (file names beside report.md)."""
+        from .report import format_markdown
+
+        return format_markdown(self, figures)
+
+    def counts_csv(self) -> str:
+        """counts.csv: one row per profile × coding × layer, one column per counted action
+        (means per inference)."""
+        from .report import format_counts_csv
+
+        return format_counts_csv(self)
+
+    def plots(self, directory) -> list[Path]:
+        """Write the PNG figures into ``directory`` (created if missing); returns their paths."""
+        from .plots import write_plots
+
+        return write_plots(self, Path(directory))
+
+    def write(self, directory) -> list[Path]:
+        """Write report.md, report.json (validated against the shipped schema), counts.csv and
+        the PNG figures into ``directory``, each file whole or not at all."""
+        from .report import write_report_files
+
+        return write_report_files(self, Path(directory))
+
+
+# ------------------------------------------------------------------------ timing of a run
+def run_timing(run: dict, sim_result, profile) -> dict:
+    """Latency (s), sustained throughput (frames/s) and pipeline intervals of one run.
+
+    Until the SimPy pipeline model lands this passes on the run entry's first-order run time
+    (every layer serial on one core) and has no throughput and no intervals; it is the one
+    place where the pipeline's results come in.
+    """
+    return {"latency_s": run.get("latency_s"), "throughput_fps": run.get("throughput_fps"),
+            "gantt": None}
+
+
+def _trace(run: dict, sim_result) -> CodingTrace:
+    from .counts import ACTION_INDEX
+
+    c = sim_result.counts
+    n = c.images or 1
+    per_layer = c.data.sum(axis=1).astype(np.float64) / n
+    spikes = (c.data[:, :, ACTION_INDEX["spike_out_pos"]]
+              + c.data[:, :, ACTION_INDEX["spike_out_neg"]]).astype(np.float64) / n
+    return CodingTrace(run["coding"], tuple(c.layers), per_layer, spikes)
+
+
+# ------------------------------------------------------------------------ entry points
+def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=None,
+        limit: int | None = None, seed: int | None = None, precision: str = "both",
+        allow_overflow: bool = False, progress: Callable | bool | None = None,
+        command: str = "run") -> Result:
+    """Measure ``model`` under each coding on each profile.
+
+    model      bundled name (``digits_cnn``, default) or ONNX path
+    hw         bundled profile name or YAML path, or a list of them (one result each)
+    codings    coding specs, e.g. ``["sws:Tc=6", "rate:T=128"]``; ``"all"`` = every scheme
+    data       ``digits`` (default), ``digits:calibration`` or an .npz path with x and y
+    calib      calibration images (default: the digits calibration split, for 1×8×8 models)
+    limit      only the first ``limit`` images; ``seed`` for codings that draw random numbers
+    precision  ``float``, ``fixed`` or ``both``
+    progress   ``None``/``True``: a progress bar on stderr when it is a terminal and the run
+               takes over ~2 s; ``False``: none; a callable ``(label, done, total)``: yours
+    """
+    from . import ann
+    from .energy import ann_energy
+    from .hw.mapping import map_layers
+    from .progress import ProgressBars
+    from .report import layer_sizes
+    from .simulate import PRECISIONS, run_codings
+
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, found '{precision}'")
+    inputs = load_inputs(model, hw, codings, data, calib, limit, seed, allow_overflow,
+                         default_codings=["all"] if command == "compare" else DEFAULT_CODINGS)
+    graph, test = inputs.graph, inputs.data
+    bars = None
+    if progress is None or progress is True:
+        bars = ProgressBars()
+        progress = bars
+    elif progress is False:
+        progress = None
+    acc = ann.accuracy(graph, test.x, test.y)
+    macs = graph.macs()
+    result = Result(command, graph, inputs.model_path, test, inputs.calib, acc, macs, precision)
+    sizes = layer_sizes(graph)
+    try:
+        for profile, shown in zip(inputs.profiles, inputs.profile_paths):
+            traces: list[CodingTrace] = []
+
+            def keep(run_entry, sim_result, _traces=traces, _profile=profile):
+                timing = run_timing(run_entry, sim_result, _profile)
+                run_entry["latency_s"] = timing["latency_s"]
+                run_entry["throughput_fps"] = timing["throughput_fps"]
+                trace = _trace(run_entry, sim_result)
+                trace.gantt = timing["gantt"]
+                _traces.append(trace)
+
+            runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
+                               progress=progress, seed=seed, on_result=keep)
+            result.profiles.append(ProfileResult(profile, shown, map_layers(sizes, profile),
+                                                 ann_energy(macs, profile), runs, traces))
+    finally:
+        if bars is not None:
+            bars.close()
+    return result
+
+
+def compare(model=None, hw=DEFAULT_HW, codings=("all",), **kwargs) -> Result:
+    """Every coding (or the given ones) in float and fixed point on each profile of ``hw``:
+    ``neurosim compare``. Its JSON adds ``comparisons``, one block per profile."""
+    kwargs.setdefault("precision", "both")
+    return run(model, hw=hw, codings=codings, command="compare", **kwargs)
+
+
+@dataclass
+class CheckResult:
+    """``neurosim check``: fixed point versus float per coding and layer on one profile."""
+
+    graph: Any
+    model_path: str | None
+    data: Any
+    profile: Any
+    profile_path: str | None
+    results: list[dict]
+
+    def to_json(self) -> dict:
+        from .report import document, model_dict
+
+        model = dict(model_dict(self.graph), path=self.model_path,
+                     bundled=self.model_path is None)
+        doc = document(model=model, data={"name": self.data.name, "images": len(self.data)},
+                       hw={"name": self.profile.name, "path": self.profile_path,
+                           "bundled": self.profile_path is None}, ann=None, runs=None)
+        doc["check"] = self.results
+        return doc
+
+    def summary(self) -> str:
+        from .check import format_check
+
+        return (f"model {self.graph.name}, data {self.data.name} ({len(self.data)} images), "
+                f"hw {self.profile.name}\n\n" + format_check(self.results, self.profile.name))
+
+
+def check(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=None,
+          limit: int | None = None, seed: int | None = None, allow_overflow: bool = False,
+          progress: Callable | None = None) -> CheckResult:
+    """Fixed point versus float for each coding on one profile (``neurosim check``)."""
+    from .check import check as check_codings
+
+    inputs = load_inputs(model, hw, codings, data, calib, limit, seed, allow_overflow)
+    results = check_codings(inputs.graph, inputs.data, inputs.calib, inputs.codings,
+                            inputs.profiles[0], progress=progress)
+    return CheckResult(inputs.graph, inputs.model_path, inputs.data, inputs.profiles[0],
+                       inputs.profile_paths[0], results)
