@@ -43,10 +43,17 @@ def conv2d(x: np.ndarray, node: Conv) -> np.ndarray:
 def avgpool2d(x: np.ndarray, node: AvgPool) -> np.ndarray:
     win = _windows(_pad(x, node.pads), node.kernel, node.stride, (1, 1))
     total = win.sum(axis=(4, 5))
-    if node.count_include_pad or not any(node.pads):
+    if not any(node.pads) or (node.count_include_pad and not any(node.ceil_pads)):
         return total / (node.kernel[0] * node.kernel[1])
     ones = np.ones((1, 1) + x.shape[2:])
-    count = _windows(_pad(ones, node.pads), node.kernel, node.stride, (1, 1)).sum(axis=(4, 5))
+    if node.count_include_pad:  # the explicit pads count, a ceil_mode overhang does not
+        t, l, b, r = node.pads
+        eh, ew = node.ceil_pads
+        ones = np.pad(ones, ((0, 0), (0, 0), (t, b - eh), (l, r - ew)), constant_values=1.0)
+        pads = (0, 0, eh, ew)
+    else:
+        pads = node.pads
+    count = _windows(_pad(ones, pads), node.kernel, node.stride, (1, 1)).sum(axis=(4, 5))
     return total / count
 
 

@@ -171,11 +171,24 @@ def _describe_bytes(head: bytes) -> str:
     return f"a text file (starting {first!r}; a CSV?)"
 
 
+def _shape_hint(shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+    """What a wrongly shaped x most likely is, and the numpy call that fixes it."""
+    want = tuple(input_shape)
+    if len(want) == 3 and shape == (want[1], want[2], want[0]):
+        return "; it looks channels-last (N, H, W, C): use x.transpose(0, 3, 1, 2)"
+    if len(want) == 3 and want[0] == 1 and shape == want[1:]:
+        return "; it lacks the channel axis: use x[:, None]"
+    if shape and int(np.prod(shape)) == int(np.prod(want)):
+        return f"; the sizes agree: use x.reshape(-1, {', '.join(map(str, want))})"
+    return ""
+
+
 def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
     if x.ndim < 1 or x.shape[1:] != tuple(input_shape) or len(x) == 0:
         raise UserError(f"{path}: array 'x' has shape {x.shape} (images of shape {x.shape[1:]}), "
                         f"but the model takes images of shape {tuple(input_shape)}: expected x "
-                        f"of shape (N, {', '.join(map(str, input_shape))}) with N > 0")
+                        f"of shape (N, {', '.join(map(str, input_shape))}) with N > 0"
+                        + (_shape_hint(x.shape[1:], input_shape) if x.ndim >= 1 and len(x) else ""))
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise UserError(f"{path}: array 'x' contains NaN or Inf")
@@ -185,13 +198,45 @@ def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
     return x
 
 
+SCALE_MISMATCH = 10.0  # test and calibration inputs whose largest values differ more than this
+
+
+def check_scale(data: Dataset, calib: Dataset, data_opt: str = "--data",
+                calib_opt: str = "--calib") -> None:
+    """Test and calibration images must be scaled alike: λ of the input (the calibration's
+    largest pixel) sets the encoders' range, so test images 0..255 against calibration images
+    0..1 saturate every input, and the run would report a silently degenerate accuracy."""
+    if not len(data) or not len(calib):
+        return
+    a, b = float(np.abs(data.x).max()), float(np.abs(calib.x).max())
+    if a > SCALE_MISMATCH * b or b > SCALE_MISMATCH * a:
+        def rng(x):
+            return f"{x.min():.3g}..{x.max():.3g}"
+        raise UserError(f"{data_opt} {data.path} holds inputs in {rng(data.x)} but {calib_opt} "
+                        f"{calib.path} in {rng(calib.x)}: the two are scaled differently (uint8 "
+                        f"0..255 against 0..1?); expected both scaled as the model was trained")
+
+
 def _load_npz(path: Path) -> Dataset:
     arrays = _read_npz(path, ("x", "y"), "data file", NPZ_CONTENT)
     y = arrays["y"]
     if arrays["x"].ndim == 0:
         raise UserError(f"{path}: array 'x' has shape () (a single number); expected {NPZ_CONTENT}")
+    n = len(arrays["x"])
+    if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
+        onehot = np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
+        raise UserError(f"{path}: array 'y' has shape {y.shape}; expected ({n},) integer class "
+                        f"labels" + ("; it looks one-hot: use y.argmax(1)" if onehot else ""))
+    if y.ndim == 2 and y.shape == (n, 1):
+        raise UserError(f"{path}: array 'y' has shape {y.shape}; expected ({n},) integer class "
+                        f"labels: use y.ravel()")
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)  # whole numbers stored as floats (e.g. saved from a torch tensor)
     if y.dtype.kind not in "iu":
-        raise UserError(f"{path}: array 'y' has dtype {y.dtype}; expected integer class labels")
+        frac = y.dtype.kind == "f" and np.all(np.isfinite(y))
+        raise UserError(f"{path}: array 'y' has dtype {y.dtype}; expected integer class labels"
+                        + ("; found values that are not whole numbers, e.g. "
+                           f"{y[y != np.round(y)].reshape(-1)[0]:g}" if frac else ""))
     if y.ndim != 1 or len(y) != len(arrays["x"]):
         raise UserError(f"{path}: expected 'y' of shape ({len(arrays['x'])},), found {y.shape}")
     return Dataset(path.stem, str(path), arrays["x"], y.astype(np.int64))

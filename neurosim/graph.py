@@ -85,8 +85,11 @@ class Dense(Node):
 class AvgPool(Node):
     kernel: tuple[int, int]
     stride: tuple[int, int]
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # including ceil_pads
     count_include_pad: bool = False
+    # rows / columns of the bottom / right pads that only a ceil_mode pool's last windows
+    # overhang: never counted in the divisor, even with count_include_pad
+    ceil_pads: tuple[int, int] = (0, 0)
 
     op = "avgpool"
     linear = True

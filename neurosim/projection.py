@@ -131,10 +131,11 @@ def _compose_conv_maps(a: ConvMap, pool: AvgPool) -> ConvMap:
 def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap | DenseMap:
     """The projection as one ConvMap or DenseMap (no bias).
 
-    Chains of the form ``pool* → conv`` or ``pool+`` fold into one shared kernel when every
-    step of the folding is exact; anything else (a Dense, two convs, a pool after a conv, a
-    pool whose uncounted padding gives border positions their own divisors, a fold the
-    conv's padding would spoil) is multiplied out into a dense map, which is always exact.
+    Chains of the form ``pool* → conv → pool*`` or ``pool+`` fold into one shared kernel when
+    every step of the folding is exact; anything else (a Dense, two convs, a pool whose
+    uncounted padding gives border positions their own divisors, a fold the conv's padding
+    would spoil, a padded pool after the conv) is multiplied out into a dense map, which is
+    always exact.
     """
     src_shape = tuple(graph.nodes[proj.source].shape)
     nodes = _linear_nodes(graph, proj)
@@ -143,10 +144,15 @@ def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap |
             return DenseMap(np.eye(int(np.prod(src_shape))), src_shape, tuple(target.shape))
         c = src_shape[0]
         return ConvMap(np.ones((c, 1, 1, 1)), (1, 1), (0, 0, 0, 0), (1, 1), c, src_shape, src_shape)
-    *pools, last = nodes
-    foldable = (len(src_shape) == 3 and last.op in ("conv", "avgpool")
+    convs = [i for i, n in enumerate(nodes) if n.op == "conv"]
+    centre = convs[0] if len(convs) == 1 else len(nodes) - 1
+    pools, last, after = nodes[:centre], nodes[centre], nodes[centre + 1:]
+    foldable = (len(src_shape) == 3 and len(convs) <= 1
+                and last.op in ("conv", "avgpool")
                 and all(p.op == "avgpool" and _box_exact(p) for p in pools)
-                and (last.op == "conv" or _box_exact(last)))
+                and (last.op == "conv" or _box_exact(last))
+                and all(p.op == "avgpool" and not any(p.pads) for p in after)
+                and len(tuple(target.shape)) == 3)
     if not foldable:
         return _dense_by_probing(graph, proj, src_shape, target.shape)
     in_shape = graph.nodes[last.inputs[0]].shape
@@ -155,13 +161,31 @@ def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap |
         if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
             return _dense_by_probing(graph, proj, src_shape, target.shape)
         m = _compose_conv_maps(m, p)
+    for p in after:  # p(conv(x)): the pool's box smeared over the conv's taps
+        m = _compose_conv_pool(m, p)
     m.in_shape = src_shape
     return m
 
 
+def _compose_conv_pool(m: ConvMap, pool: AvgPool) -> ConvMap:
+    """avgpool(conv(x)) as one convolution of x, for an unpadded pool (exact: every window of
+    the pool lies on the conv's output grid, which the composite kernel computes)."""
+    o, cg, kh, kw = m.weight.shape
+    (sh, sw), (dh, dw), (ph, pw) = m.stride, m.dilation, pool.kernel
+    w = np.zeros((o, cg, (ph - 1) * sh + (kh - 1) * dh + 1, (pw - 1) * sw + (kw - 1) * dw + 1))
+    box = 1.0 / (ph * pw)
+    for a in range(ph):
+        for b in range(pw):
+            w[:, :, a * sh:a * sh + (kh - 1) * dh + 1:dh,
+              b * sw:b * sw + (kw - 1) * dw + 1:dw] += m.weight * box
+    return ConvMap(w, (sh * pool.stride[0], sw * pool.stride[1]), m.pads, (1, 1), m.groups,
+                   m.in_shape, tuple(pool.shape))
+
+
 def _box_exact(pool: AvgPool) -> bool:
-    """An AvgPool is one shared box kernel unless uncounted padding changes border divisors."""
-    return pool.count_include_pad or not any(pool.pads)
+    """An AvgPool is one shared box kernel unless uncounted padding (or a ceil_mode overhang)
+    changes border divisors."""
+    return (pool.count_include_pad and not any(pool.ceil_pads)) or not any(pool.pads)
 
 
 def _dense_by_probing(graph: Graph, proj: Projection, src_shape, out_shape) -> DenseMap:

@@ -1,0 +1,291 @@
+"""What a researcher's own PyTorch models export, rebuilt with onnx.helper (no torch needed):
+ceil_mode pools, x.mean((2, 3)) (ReduceMean), nn.ZeroPad2d (Pad), ReLU after a flatten, a
+pool after a conv; each against onnxruntime, through the projection normal form, and the
+engine against the dense reference. Also the messages for the data mistakes a new user makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from neurosim import ann
+from neurosim.calibrate import calibrate
+from neurosim.cli import main
+from neurosim.core.tsa import encode_input, initial_state, quantize_sws
+from neurosim.data import Dataset, check_scale, load_calibration, load_data
+from neurosim.errors import UserError
+from neurosim.graph import populations
+from neurosim.onnx_import import load_onnx
+from neurosim.projection import ConvMap, chain_apply, normal_form
+from neurosim.schemes.sws import convert
+
+from engine_cases import LOIHI, assert_engine_matches_reference
+from onnx_builders import model
+from test_import import assert_close_to_ort, ort_run
+
+RNG = np.random.default_rng(0)
+
+
+def _save(tmp_path: Path, m: onnx.ModelProto, name: str = "m.onnx") -> Path:
+    onnx.checker.check_model(m)
+    path = tmp_path / name
+    onnx.save(m, str(path))
+    return path
+
+
+def _agrees(tmp_path, m, in_shape, n=5):
+    path = _save(tmp_path, m)
+    g = load_onnx(path)
+    x = RNG.uniform(-1, 1, (n,) + tuple(in_shape))
+    ours, _ = ann.run(g, x)
+    assert_close_to_ort(ours, ort_run(path, x))
+    return g
+
+
+def _normal_forms_exact(g):
+    for pop in populations(g):
+        for proj in pop.projections:
+            m = normal_form(g, proj, pop)
+            x = RNG.normal(0, 1, (2,) + g.nodes[proj.source].shape)
+            np.testing.assert_allclose(m.apply(x), chain_apply(g, proj, x), atol=1e-12)
+
+
+def _conv(name, x, cin, cout, k, out, **attrs):
+    w = (f"{name}_W", RNG.normal(0, 0.5, (cout, cin // attrs.get("group", 1), k, k)))
+    b = (f"{name}_B", RNG.normal(0, 0.1, cout))
+    return helper.make_node("Conv", [x, w[0], b[0]], [out], name=name, kernel_shape=[k, k],
+                            **attrs), [w, b]
+
+
+# ---- ceil_mode pools -----------------------------------------------------------------------
+
+CEIL_CASES = [  # op, kernel, stride, pads, count_include_pad, size
+    ("MaxPool", 2, 2, 0, 0, 7), ("MaxPool", 3, 2, 0, 0, 8), ("MaxPool", 3, 2, 1, 0, 8),
+    ("AveragePool", 2, 2, 0, 0, 7), ("AveragePool", 3, 2, 1, 0, 6),
+    ("AveragePool", 3, 2, 1, 1, 6), ("AveragePool", 2, 3, 1, 1, 8),
+    ("AveragePool", 3, 2, 0, 1, 8), ("AveragePool", 3, 3, 1, 1, 7),
+]
+
+
+@pytest.mark.parametrize("op, k, s, p, cip, hw", CEIL_CASES)
+def test_ceil_mode_pools_agree_with_onnxruntime(tmp_path, op, k, s, p, cip, hw):
+    """PyTorch's ceil_mode=True (GoogLeNet, SqueezeNet): the last window overhangs the input;
+    the overhang is never counted, explicit padding is with count_include_pad."""
+    attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=1)
+    if op == "AveragePool":
+        attrs["count_include_pad"] = cip
+    conv, inits = _conv("conv", "x", 2, 3, 1, "c")
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node(op, ["r"], ["p"], name="pool", **attrs)]
+    conv2, inits2 = _conv("conv2", "p", 3, 2, 2, "c2", pads=[1, 1, 1, 1])
+    nodes += [conv2, helper.make_node("Flatten", ["c2"], ["y"], name="flat")]
+    g = _agrees(tmp_path, model(nodes, [("x", ("N", 2, hw, hw))], "y", inits + inits2,
+                                out_shape=("N", "F")), (2, hw, hw))
+    out = -(-(hw + 2 * p - k) // s) + 1  # PyTorch: ceil, less a window starting in the padding
+    out -= (out - 1) * s >= hw + p
+    assert g.nodes["pool"].shape == (3, out, out)
+    _normal_forms_exact(g)
+
+
+# ---- ReduceMean, Pad -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("opset, keepdims, axes", [(13, 0, [2, 3]), (13, 1, [-2, -1]),
+                                                   (18, 0, [2, 3]), (18, 1, [3, 2])])
+def test_reduce_mean_over_space_is_a_global_average_pool(tmp_path, opset, keepdims, axes):
+    """x.mean((2, 3)), and AdaptiveAvgPool2d(1) as the dynamo exporter writes it."""
+    conv, inits = _conv("conv", "x", 1, 4, 3, "c")
+    if opset >= 18:
+        mean = helper.make_node("ReduceMean", ["r", "axes"], ["m"], name="mean", keepdims=keepdims)
+        inits.append(("axes", np.array(axes)))
+    else:
+        mean = helper.make_node("ReduceMean", ["r"], ["m"], name="mean", keepdims=keepdims,
+                                axes=axes)
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"), mean]
+    if keepdims:
+        nodes.append(helper.make_node("Flatten", ["m"], ["f"], name="flat"))
+    w = ("W", RNG.normal(0, 1, (4, 10)))
+    nodes.append(helper.make_node("MatMul", ["f" if keepdims else "m", "W"], ["y"], name="mm"))
+    m = model(nodes, [("x", ("N", 1, 8, 8))], "y", inits + [w], opset=opset)
+    if opset >= 18:  # the int64 axes initializer: model() writes float32 initializers
+        m.graph.initializer[-2].CopyFrom(onnx.numpy_helper.from_array(np.array(axes), "axes"))
+    g = _agrees(tmp_path, m, (1, 8, 8))
+    assert [n.op for n in g.nodes.values()].count("avgpool") == 1
+    # a 1×8×8 model with 10 outputs runs on the bundled digits: end to end, both precisions
+    assert main(["run", str(tmp_path / "m.onnx"), "--limit", "3", "--precision", "both",
+                 "--coding", "sws", "--coding", "rate:T=8"]) == 0
+
+
+def test_reduce_mean_over_other_axes_is_refused(tmp_path):
+    m = model([helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1],
+                                keepdims=0)], [("x", ("N", 3, 4, 4))], "y", out_shape=("N", 4, 4))
+    with pytest.raises(UserError, match=r"'chanmean' \(ReduceMean\).*spatial axes \[2, 3\].*"
+                                        r"found axes \[1\]"):
+        load_onnx(_save(tmp_path, m))
+
+
+def _pad_model(opset, pads=(0, 0, 1, 2, 0, 0, 2, 1), mode="constant", then="Conv"):
+    if opset < 11:
+        pad = helper.make_node("Pad", ["x"], ["p"], name="pad", pads=list(pads), mode=mode)
+        inits = []
+    elif opset >= 18:  # pads for the listed axes only
+        pad = helper.make_node("Pad", ["x", "pads", "", "axes"], ["p"], name="pad", mode=mode)
+        inits = [("pads", np.array([pads[2], pads[3], pads[6], pads[7]])), ("axes", np.array([2, 3]))]
+    else:
+        pad = helper.make_node("Pad", ["x", "pads"], ["p"], name="pad", mode=mode)
+        inits = [("pads", np.array(pads))]
+    if then == "Conv":
+        nxt, more = _conv("conv", "p", 2, 3, 3, "c", pads=[1, 0, 0, 1])
+    else:
+        nxt, more = helper.make_node("Relu", ["p"], ["c"], name="relu"), []
+    nodes = [pad, nxt, helper.make_node("Flatten", ["c"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", 2, 6, 6))], "y", inits + more, out_shape=("N", "F"), opset=opset)
+    for t in m.graph.initializer:  # pads and axes are int64
+        if t.name in ("pads", "axes"):
+            arr = dict(inits)[t.name]
+            t.CopyFrom(onnx.numpy_helper.from_array(np.asarray(arr, np.int64), t.name))
+    return m
+
+
+@pytest.mark.parametrize("opset", [10, 13, 18])
+def test_zero_pad_folds_into_the_next_conv(tmp_path, opset):
+    """nn.ZeroPad2d / F.pad: the Pad becomes part of the Conv's own padding."""
+    g = _agrees(tmp_path, _pad_model(opset), (2, 6, 6))
+    assert [n.op for n in g.nodes.values()] == ["input", "conv", "reshape"]
+    assert g.nodes["conv"].pads == (1 + 1, 2 + 0, 2 + 0, 1 + 1)
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(then="Relu"), ["'relu' (Relu)", "Pad", "directly before a Conv"]),
+    (dict(mode="reflect"), ["'pad' (Pad)", "zero padding", "'reflect'"]),
+    (dict(pads=(0, 1, 0, 0, 0, 1, 0, 0)), ["'pad' (Pad)", "spatial axes only"]),
+])
+def test_pads_a_conv_cannot_absorb_are_refused(tmp_path, kw, words):
+    with pytest.raises(UserError) as exc:
+        load_onnx(_save(tmp_path, _pad_model(13, **kw)))
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
+
+
+# ---- ReLU after a flatten; a pool after a conv ---------------------------------------------
+
+def _digits_net(tmp_path, middle):
+    """1×8×8 → Conv(4, 3×3, pad 1) → ``middle`` (nodes from 'c' to 'h') → Gemm(10)."""
+    conv, inits = _conv("conv", "x", 1, 4, 3, "c", pads=[1, 1, 1, 1])
+    nodes, n_in = middle()
+    w = ("G_W", RNG.normal(0, 0.3, (10, n_in)))
+    b = ("G_B", RNG.normal(0, 0.1, 10))
+    gemm = helper.make_node("Gemm", ["h", w[0], b[0]], ["y"], name="gemm", transB=1)
+    return _agrees(tmp_path, model([conv] + nodes + [gemm], [("x", ("N", 1, 8, 8))], "y",
+                                   inits + [w, b]), (1, 8, 8))
+
+
+def test_relu_after_flatten_keeps_the_conv_shape(tmp_path):
+    """conv → flatten → ReLU used to give a flat population fed by a 3-D conv map, which
+    crashed the simulators (a traceback, exit 1); the ReLU now sits before the flatten."""
+    g = _digits_net(tmp_path, lambda: ([
+        helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+        helper.make_node("Relu", ["f"], ["h"], name="relu")], 4 * 8 * 8))
+    hidden = [p for p in populations(g) if p.kind == "hidden"]
+    assert [(p.name, p.shape) for p in hidden] == [("relu", (4, 8, 8))]
+    _normal_forms_exact(g)
+    assert main(["run", str(tmp_path / "m.onnx"), "--limit", "3", "--precision", "both",
+                 "--coding", "sws", "--coding", "ttfs:T=8"]) == 0
+
+
+@pytest.mark.parametrize("k, s, d, groups, pk, ps", [(3, 1, 1, 1, 2, 2), (3, 2, 1, 1, 2, 1),
+                                                     (2, 1, 2, 4, 3, 2), (1, 1, 1, 2, 2, 2)])
+def test_pool_after_conv_folds_into_one_conv(tmp_path, k, s, d, groups, pk, ps):
+    """Conv → AvgPool → ReLU is one convolution (kernel smeared by the box, strides
+    multiplied), not a dense map: a dense map counted a synop for every target neuron per
+    event (33× the dynamic energy of a 3×32×32 CNN) and took gigabytes to build."""
+    def middle():
+        conv2, inits = _conv("conv2", "r0", 4, 4, k, "c2", strides=[s, s], dilations=[d, d],
+                             group=groups, pads=[1, 1, 1, 1])
+        oh = (8 + 2 - (k - 1) * d - 1) // s + 1
+        ph = (oh - pk) // ps + 1
+        middle.inits = inits
+        return [helper.make_node("Relu", ["c"], ["r0"], name="relu0"), conv2,
+                helper.make_node("AveragePool", ["c2"], ["p"], name="pool",
+                                 kernel_shape=[pk, pk], strides=[ps, ps]),
+                helper.make_node("Relu", ["p"], ["r"], name="relu"),
+                helper.make_node("Flatten", ["r"], ["h"], name="flat")], 4 * ph * ph
+    conv, inits = _conv("conv", "x", 1, 4, 3, "c", pads=[1, 1, 1, 1])
+    nodes, n_in = middle()
+    w, b = ("G_W", RNG.normal(0, 0.3, (10, n_in))), ("G_B", RNG.normal(0, 0.1, 10))
+    nodes = [conv] + nodes + [helper.make_node("Gemm", ["h", "G_W", "G_B"], ["y"], name="gemm",
+                                               transB=1)]
+    g = _agrees(tmp_path, model(nodes, [("x", ("N", 1, 8, 8))], "y",
+                                inits + middle.inits + [w, b]), (1, 8, 8))
+    pop = next(p for p in populations(g) if p.name == "relu")
+    assert isinstance(normal_form(g, pop.projections[0], pop), ConvMap)
+    _normal_forms_exact(g)
+    # the composite kernel on the event engine, bit for bit against the dense reference
+    x = RNG.uniform(0, 1, (3, 1, 8, 8))
+    snn = convert(g, calibrate(g, x), dict(Tc=4, Ts=1, beta=2.0, threshold_ratio=0.5,
+                                           negative_spikes=True, relu_counterpart=True,
+                                           encoder="current"))
+    net = quantize_sws(snn, dataclasses.replace(LOIHI, allow_overflow=True))
+    drive = encode_input(net, x)
+    assert_engine_matches_reference(net, drive, initial_state(net, drive))
+
+
+def test_batchnorm_on_the_input_says_to_normalise_the_data(tmp_path):
+    c = 2
+    inits = [("g", np.ones(c)), ("b", np.zeros(c)), ("m", np.full(c, 0.5)), ("v", np.ones(c))]
+    conv, more = _conv("conv", "n", c, 3, 3, "c")
+    nodes = [helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["n"], name="bn"),
+             conv, helper.make_node("Flatten", ["c"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", c, 5, 5))], "y", inits + more, out_shape=("N", "F"))
+    with pytest.raises(UserError, match=r"'bn'.*after 'x' \(input\); normalise the data"):
+        load_onnx(_save(tmp_path, m))
+
+
+# ---- data mistakes -------------------------------------------------------------------------
+
+def _npz(tmp_path, name="d.npz", **arrays) -> str:
+    np.savez(tmp_path / name, **arrays)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("x_shape, words", [
+    ((4, 16, 16, 3), ["(4, 16, 16, 3)", "channels-last", "x.transpose(0, 3, 1, 2)"]),
+    ((4, 768), ["(4, 768)", "x.reshape(-1, 3, 16, 16)"]),
+])
+def test_wrongly_shaped_images_say_how_to_fix_them(tmp_path, x_shape, words):
+    path = _npz(tmp_path, x=np.zeros(x_shape, np.float32), y=np.zeros(4, np.int64))
+    with pytest.raises(UserError) as exc:
+        load_data(path, (3, 16, 16))
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
+    with pytest.raises(UserError, match="x.transpose" if "last" in words[1] else "x.reshape"):
+        load_calibration(path, (3, 16, 16))
+
+
+def test_labels_stored_as_whole_floats_are_accepted_and_others_explained(tmp_path):
+    x = np.ones((3, 1, 8, 8), np.float32)
+    ds = load_data(_npz(tmp_path, x=x, y=np.array([0.0, 3.0, 9.0], np.float32)), (1, 8, 8))
+    assert ds.y.dtype == np.int64 and list(ds.y) == [0, 3, 9]
+    cases = [(np.array([0.5, 1, 2]), ["'y'", "float64", "integer", "whole numbers", "0.5"]),
+             (np.eye(3), ["'y'", "(3, 3)", "one-hot", "y.argmax(1)"]),
+             (np.array([[1], [2], [3]]), ["'y'", "(3, 1)", "y.ravel()"])]
+    for y, words in cases:
+        with pytest.raises(UserError) as exc:
+            load_data(_npz(tmp_path, x=x, y=y), (1, 8, 8))
+        for w in words:
+            assert w in str(exc.value), str(exc.value)
+
+
+def test_test_and_calibration_images_scaled_differently_are_refused():
+    x = RNG.uniform(0, 1, (4, 1, 8, 8))
+    calib = Dataset("c", "calib.npz", x, np.full(4, -1))
+    check_scale(Dataset("d", "data.npz", x * 0.9, np.zeros(4, np.int64)), calib)  # fine
+    raw = Dataset("d", "data.npz", np.round(x * 255), np.zeros(4, np.int64))
+    with pytest.raises(UserError, match=r"--data data.npz holds inputs in .*\.\.2\d\d but "
+                                        r"--calib calib.npz in .*\.\.0\.\d+.*scaled differently"):
+        check_scale(raw, calib)
