@@ -1,0 +1,156 @@
+"""The library entry point (neurosim.run) and the report files of --out."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import neurosim
+from neurosim.cli import main
+from neurosim.counts import ACTIONS
+from neurosim.report import finite_or_null
+from neurosim.schema import report_schema, validate_report
+
+ROOT = Path(__file__).parents[1]
+CODINGS = ["sws", "rate:T=32"]
+FIGURES = {"energy_by_action.png", "energy_by_layer.png", "accuracy_vs_latency.png",
+           "energy_vs_accuracy.png", "spikes_over_time.png"}
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _strings(doc):
+    if isinstance(doc, str):
+        yield doc
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _strings(v)
+
+
+@pytest.fixture(scope="module")
+def cli_out(tmp_path_factory):
+    """One CLI run with --json and --out, shared by the tests below."""
+    d = tmp_path_factory.mktemp("cli")
+    argv = ["run", "digits_mlp", "--limit", "20", "--json", str(d / "r.json"),
+            "--out", str(d / "report")]
+    for c in CODINGS:
+        argv += ["--coding", c]
+    assert main(argv) == 0
+    return d
+
+
+def test_api_json_equals_cli_json(cli_out):
+    result = neurosim.run("digits_mlp", hw="loihi_like", codings=CODINGS, limit=20)
+    assert isinstance(result, neurosim.Result)
+    api_doc = json.loads(json.dumps(finite_or_null(result.to_json())))
+    cli_doc = json.loads((cli_out / "r.json").read_text())
+    assert api_doc == cli_doc
+    assert json.loads((cli_out / "report" / "report.json").read_text()) == cli_doc
+    assert [r["coding"] for r in result.runs] == CODINGS
+    # bundled inputs are named, never located on this machine
+    assert cli_doc["model"]["path"] is None and cli_doc["model"]["bundled"] is True
+    assert cli_doc["hw"]["path"] is None and cli_doc["hw"]["name"] == "loihi_like"
+    # (layer names such as '/2/Relu' are ONNX node names, not paths)
+    assert not any(str(ROOT) in s or str(cli_out) in s or "site-packages" in s
+                   for s in _strings(cli_doc))
+
+
+def test_out_writes_every_file(cli_out):
+    out = cli_out / "report"
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "report.json", "counts.csv"} | FIGURES <= names
+    assert not [n for n in names if n.startswith(".")]  # no temp files left behind
+    for f in FIGURES:
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f
+    doc = json.loads((out / "report.json").read_text())
+    # counts.csv: one row per coding × layer; its columns summed over the layers are the
+    # run's counts per inference in the JSON
+    with open(out / "counts.csv") as f:
+        rows = list(csv.DictReader(f))
+    for run in doc["runs"]:
+        mine = [r for r in rows if r["coding"] == run["coding"]]
+        assert len(mine) == len(run["energy_pj"]["by_layer"]) >= 3
+        for a in ACTIONS:
+            assert sum(float(r[a]) for r in mine) == pytest.approx(run["counts"][a], rel=1e-5)
+    md = (out / "report.md").read_text()
+    assert all(f"]({f})" in md for f in FIGURES)
+    assert all(r["coding"] in md for r in doc["runs"])
+    assert f"{doc['ann']['accuracy']:.4f}" in md
+    assert max(len(line) for line in md.splitlines() if not line.startswith("![")) <= 100
+    assert "/work/" not in md and str(ROOT) not in md
+
+
+def test_report_json_validates_and_corruptions_do_not(cli_out):
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = json.loads((cli_out / "report" / "report.json").read_text())
+    schema = report_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert validate_report(doc) == []
+    jsonschema.validate(doc, schema)
+
+    def corrupt(edit):
+        bad = copy.deepcopy(doc)
+        edit(bad)
+        return bad
+
+    cases = {
+        "accuracy above 1": lambda d: d["runs"][0]["accuracy"].update(fixed=1.5),
+        "no runs key": lambda d: d.pop("runs"),
+        "steps as text": lambda d: d["runs"][1].update(latency_steps="32"),
+        "negative energy": lambda d: d["runs"][0]["energy_pj"].update(total=-1.0),
+        "missing coding": lambda d: d["runs"][1].pop("coding"),
+        "count as text": lambda d: d["runs"][0]["counts"].update(synop="many"),
+        "model name a number": lambda d: d["model"].update(name=3),
+    }
+    for what, edit in cases.items():
+        bad = corrupt(edit)
+        assert validate_report(bad), what
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_user_files_shown_as_given_and_compare_two_profiles(tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "neurosim" / "models" / "digits_mlp.onnx", tmp_path / "mine.onnx")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "compare", "mine.onnx", "--coding", "sws:Tc=4", "--hw",
+                         "loihi_like", "--hw", "asic_45nm", "--limit", "20", "--out", "rep")
+    assert code == 0, err
+    doc = json.loads(Path("rep/report.json").read_text())
+    assert doc["model"]["path"] == "mine.onnx" and doc["model"]["bundled"] is False
+    assert [c["hw"]["name"] for c in doc["comparisons"]] == ["loihi_like", "asic_45nm"]
+    assert validate_report(doc) == []
+    md = Path("rep/report.md").read_text()
+    assert "## loihi_like" in md and "## asic_45nm" in md
+    assert str(tmp_path) not in md and str(tmp_path) not in json.dumps(doc)
+    assert max(map(len, out.splitlines())) <= 100
+
+
+def test_bad_out_paths_exit_2_before_running(tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    code, out, err = cli(capsys, "run", "digits_mlp", "--out", str(a_file))
+    assert code == 2 and "--out" in err and "is a file" in err and out == ""
+    code, out, err = cli(capsys, "run", "digits_mlp", "--out", str(tmp_path / "no" / "dir"))
+    assert code == 2 and "does not exist" in err and out == ""
+    code, _, err = cli(capsys, "check", "digits_mlp", "--out", str(tmp_path / "c"))
+    assert code == 2 and "--out" in err and not (tmp_path / "c").exists()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
+    result = neurosim.run("digits_mlp", codings=["rate:T=16"], limit=20)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "img/s" not in err
+    assert result.runs[0]["accuracy"]["fixed"] is not None
