@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ann import apply_node
+from .errors import UserError
 from .graph import AvgPool, Conv, Graph, Population, Projection
 
 
@@ -140,7 +141,7 @@ def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap |
     src_shape = tuple(graph.nodes[proj.source].shape)
     nodes = _linear_nodes(graph, proj)
     if not nodes:  # identity shortcut: a depthwise 1×1 kernel of ones, or a flat identity
-        if len(src_shape) != 3:
+        if len(src_shape) != 3 or len(tuple(target.shape)) != 3:  # flat, or a flatten
             return DenseMap(np.eye(int(np.prod(src_shape))), src_shape, tuple(target.shape))
         c = src_shape[0]
         return ConvMap(np.ones((c, 1, 1, 1)), (1, 1), (0, 0, 0, 0), (1, 1), c, src_shape, src_shape)
@@ -188,12 +189,30 @@ def _box_exact(pool: AvgPool) -> bool:
     return (pool.count_include_pad and not any(pool.ceil_pads)) or not any(pool.pads)
 
 
+MAX_DENSE_ENTRIES = 32_000_000  # 256 MB of float64: a dense map beyond this is refused
+PROBE_BATCH = 256
+
+
 def _dense_by_probing(graph: Graph, proj: Projection, src_shape, out_shape) -> DenseMap:
-    """Push the identity basis of the source through the chain (without biases)."""
-    n_in = int(np.prod(src_shape))
-    x = np.eye(n_in).reshape((n_in,) + tuple(src_shape))
-    y = chain_apply(graph, proj, x)
-    return DenseMap(y.reshape(n_in, -1).T.copy(), tuple(src_shape), tuple(out_shape))
+    """Push the identity basis of the source through the chain (without biases), a batch of
+    basis vectors at a time so that only the map itself is held whole."""
+    n_in, n_out = int(np.prod(src_shape)), int(np.prod(out_shape))
+    if n_in * n_out > MAX_DENSE_ENTRIES:
+        ops = " → ".join(f"{n} ({graph.nodes[n].op})" for n in proj.path)
+        raise UserError(
+            f"{graph.path}: the projection {proj.source} → {ops} does not fold into one "
+            f"convolution, and as a dense map it would hold {n_in:,} × {n_out:,} weights "
+            f"({n_in * n_out * 8 / 2**30:.1f} GiB); expected a chain that folds: a ReLU between "
+            f"two convolutions, an AveragePool without uncounted padding (count_include_pad=1, "
+            f"or no padding), and no padding on an AveragePool after a Conv")
+    weight = np.empty((n_out, n_in))
+    for start in range(0, n_in, PROBE_BATCH):
+        k = min(PROBE_BATCH, n_in - start)
+        x = np.zeros((k, n_in))
+        x[np.arange(k), start + np.arange(k)] = 1.0
+        y = chain_apply(graph, proj, x.reshape((k,) + tuple(src_shape)))
+        weight[:, start:start + k] = y.reshape(k, -1).T
+    return DenseMap(weight, tuple(src_shape), tuple(out_shape))
 
 
 def chain_apply(graph: Graph, proj: Projection, x: np.ndarray) -> np.ndarray:

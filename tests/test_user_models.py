@@ -289,3 +289,26 @@ def test_test_and_calibration_images_scaled_differently_are_refused():
     with pytest.raises(UserError, match=r"--data data.npz holds inputs in .*\.\.2\d\d but "
                                         r"--calib calib.npz in .*\.\.0\.\d+.*scaled differently"):
         check_scale(raw, calib)
+
+
+def test_dense_maps_are_probed_in_batches_and_refused_when_huge(tmp_path, monkeypatch):
+    """A chain that does not fold (a pool with uncounted padding before a padded conv) is
+    multiplied out a few basis vectors at a time; beyond MAX_DENSE_ENTRIES it is a UserError
+    naming the chain, not gigabytes of memory."""
+    from neurosim import projection
+
+    conv, inits = _conv("conv", "r", 2, 3, 3, "c", pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("Relu", ["x"], ["r0"], name="relu0"),
+             helper.make_node("AveragePool", ["r0"], ["r"], name="pool", kernel_shape=[3, 3],
+                              strides=[1, 1], pads=[1, 1, 1, 1]), conv,
+             helper.make_node("Relu", ["c"], ["h"], name="relu"),
+             helper.make_node("Flatten", ["h"], ["y"], name="flat")]  # a flattened readout
+    g = _agrees(tmp_path, model(nodes, [("x", ("N", 2, 6, 6))], "y", inits,
+                                out_shape=("N", "F")), (2, 6, 6))
+    monkeypatch.setattr(projection, "PROBE_BATCH", 5)
+    _normal_forms_exact(g)
+    monkeypatch.setattr(projection, "MAX_DENSE_ENTRIES", 1000)
+    pop = next(p for p in populations(g) if p.name == "relu")
+    with pytest.raises(UserError, match=r"relu0 → pool \(avgpool\) → conv \(conv\) does not "
+                                        r"fold.*72 × 108 weights"):
+        normal_form(g, pop.projections[0], pop)
