@@ -112,6 +112,7 @@ class _Converter:
         # ONNX tensor name -> (IR node name, (top, left, bottom, right)): a zero Pad, folded
         # into the padding of the Conv that reads it
         self.padded: dict[str, tuple[str, tuple[int, int, int, int]]] = {}
+        self.static_batch: int | None = None
         self.opset = next((int(o.version) for o in model.opset_import
                            if o.domain in ("", "ai.onnx")), 13)
 
@@ -128,8 +129,8 @@ class _Converter:
     def act(self, onnx_node, tensor: str) -> Node:
         if tensor in self.padded:
             raise self.err(onnx_node, f"its input '{tensor}' comes from a Pad, which is supported "
-                           f"only directly before a Conv (it becomes the Conv's padding); "
-                           f"expected a Conv here, or pad with the Conv's own padding")
+                           f"only directly before a Conv or AveragePool (it becomes their "
+                           f"padding); expected one of those here, or use their own padding")
         if tensor in self.consts:
             raise self.err(onnx_node, f"expected input '{tensor}' to be an activation, "
                            f"found a constant")
@@ -187,6 +188,10 @@ class _Converter:
                                 f"non-batch dimensions, found "
                                 f"'{d.dim_param or '?'}' in {[x.dim_param or x.dim_value for x in dims]}")
             shape.append(int(d.dim_value))
+        # a model exported without dynamic axes fixes the batch (usually 1); a Reshape may
+        # name it as its first entry
+        first = dims[0]
+        self.static_batch = int(first.dim_value) if first.HasField("dim_value") else None
         in_name = inp.name
         self.nodes[in_name] = Input(in_name, (), tuple(shape))
         self.alias[inp.name] = in_name
@@ -451,8 +456,16 @@ class _Converter:
         self.alias[n.output[0]] = x.name
 
     def op_AveragePool(self, n, a):
-        x = self.act(n, n.input[0])
-        c, h, w = self._spatial(n, x)
+        pre, cip = (0, 0, 0, 0), bool(a.get("count_include_pad", 0))
+        padded = n.input[0] in self.padded
+        if padded:  # a zero Pad before the pool (opset 9's count_include_pad=True)
+            src, pre = self.padded[n.input[0]]
+            x = self.nodes[src]
+            c, h, w = self._spatial(n, x)
+            h, w = h + pre[0] + pre[2], w + pre[1] + pre[3]
+        else:
+            x = self.act(n, n.input[0])
+            c, h, w = self._spatial(n, x)
         self._check_2d(n, a, ("kernel_shape", "strides"))
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", (1, 1)))
@@ -460,11 +473,20 @@ class _Converter:
             raise self.err(n, f"expected dilations (1, 1), found {list(a['dilations'])}")
         pads = self._pads(n, a, (h, w), k, s, (1, 1))
         extra = self._ceil_overhang((h, w), k, s, pads, (1, 1)) if a.get("ceil_mode") else (0, 0)
+        if padded and not cip:
+            # the Pad's zeros count in the average; the pool's own pads do not, which is
+            # representable only as bottom/right pads (opset 9's ceil_mode overhang)
+            if pads[0] or pads[1]:
+                raise self.err(n, f"its input comes from a zero Pad, whose zeros count in the "
+                               f"average, and its own pads {list(pads)} do not "
+                               f"(count_include_pad=0); expected one kind of padding")
+            extra, pads = (extra[0] + pads[2], extra[1] + pads[3]), (0, 0, 0, 0)
+        cip = cip or padded
         pads = (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1])
         oh, ow = self._window_out(n, (h, w), k, s, pads, (1, 1))
+        pads = tuple(p + q for p, q in zip(pads, pre))
         self.add(n, AvgPool(n.name, (x.name,), (c, oh, ow), kernel=k, stride=s, pads=pads,
-                            count_include_pad=bool(a.get("count_include_pad", 0)),
-                            ceil_pads=extra))
+                            count_include_pad=cip, ceil_pads=extra))
 
     def op_GlobalAveragePool(self, n, a):
         x = self.act(n, n.input[0])
@@ -648,6 +670,8 @@ class _Converter:
             raise self.err(n, "expected a non-empty target shape")
         rest = target[1:]
         # the first entry is the batch: 0 (copy), -1, or the batch size the model was exported with
+        if target[0] > 0 and target[0] == self.static_batch:
+            target[0] = 0
         if target[0] > 0 and -1 in rest:
             raise self.err(n, f"target shape {target} fixes the batch size and infers another "
                            f"dimension; expected the batch dimension first as 0 or -1")

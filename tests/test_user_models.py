@@ -172,6 +172,47 @@ def test_pads_a_conv_cannot_absorb_are_refused(tmp_path, kw, words):
         assert w in str(exc.value), str(exc.value)
 
 
+@pytest.mark.parametrize("pool_pads, ceil", [((0, 0, 1, 1), 0), ((0, 0, 0, 0), 1),
+                                             ((0, 0, 0, 0), 0)])
+def test_zero_pad_before_average_pool_is_counted_padding(tmp_path, pool_pads, ceil):
+    """Opset 9 writes AvgPool2d(padding=1, count_include_pad=True, ceil_mode=True) as a zero
+    Pad (counted) and an AveragePool whose own bottom/right pads are the ceil overhang (not
+    counted)."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Pad", ["r"], ["p"], name="pad", pads=[0, 0, 1, 1, 0, 0, 1, 1]),
+             helper.make_node("AveragePool", ["p"], ["a"], name="pool", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=list(pool_pads),
+                              **({"ceil_mode": 1} if ceil else {})),
+             helper.make_node("Flatten", ["a"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", 2, 7, 7))], "y", out_shape=("N", "F"),
+              opset=9 if not ceil else 10)
+    g = _agrees(tmp_path, m, (2, 7, 7))  # opset 10: Pad's attributes, AveragePool's ceil_mode
+    _normal_forms_exact(g)
+    bad = model([nodes[0], nodes[1],
+                 helper.make_node("AveragePool", ["p"], ["a"], name="pool", kernel_shape=[3, 3],
+                                  pads=[1, 1, 0, 0]), nodes[3]],
+                [("x", ("N", 2, 7, 7))], "y", out_shape=("N", "F"), opset=9)
+    with pytest.raises(UserError, match=r"'pool'.*zero Pad.*count_include_pad=0"):
+        load_onnx(_save(tmp_path, bad, "bad.onnx"))
+
+
+def test_reshape_naming_a_static_batch_of_one(tmp_path):
+    """x.view(x.size(0), -1) exported without dynamic axes: Reshape to [1, -1] on an input of
+    batch 1 is the flatten, and the graph runs on any batch."""
+    conv, inits = _conv("conv", "x", 1, 2, 3, "c")
+    nodes = [conv, helper.make_node("Reshape", ["c", "shape"], ["f"], name="view"),
+             helper.make_node("MatMul", ["f", "W"], ["y"], name="mm")]
+    inits += [("W", RNG.normal(0, 1, (72, 10)))]
+    m = model(nodes, [("x", (1, 1, 8, 8))], "y", inits, out_shape=(1, 10))
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array([1, -1], np.int64), "shape"))
+    path = _save(tmp_path, m)
+    g = load_onnx(path)
+    x = RNG.uniform(0, 1, (3, 1, 8, 8))
+    ours, _ = ann.run(g, x)
+    for i in range(3):  # onnxruntime takes the fixed batch of one only
+        assert_close_to_ort(ours[i:i + 1], ort_run(path, x[i:i + 1]))
+
+
 # ---- ReLU after a flatten; a pool after a conv ---------------------------------------------
 
 def _digits_net(tmp_path, middle):
