@@ -47,6 +47,8 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                                fx.extra.get("register_high", {}).get(pop.name))})
             if "state_bits_needed" in fx.extra:  # None: the register overflowed
                 layers[-1]["state_bits_needed"] = fx.extra["state_bits_needed"][pop.name]
+            if "state_bits_worst_case" in fx.extra:  # the static range analysis
+                layers[-1]["state_bits_worst_case"] = fx.extra["state_bits_worst_case"][pop.name]
         widths = []
         for bits in sweep:
             ar = dataclasses.replace(profile.arithmetic, weight_bits=bits,
@@ -73,6 +75,8 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                  if all(v["accuracy"] >= flt.accuracy(data.y) - 0.005 for v in widths
                         if v["weight_bits"] >= w["weight_bits"])), None),
             "state_bits_needed": _most_needed(layers),
+            "state_bits_worst_case": max((l["state_bits_worst_case"] for l in layers
+                                          if "state_bits_worst_case" in l), default=None),
             # 'source->target': bits its largest stored weight uses (None: not reported)
             "weight_bits_by_projection": {k: _finite(v) for k, v in
                                           fx.extra.get("weight_bits_by_projection", {}).items()}
@@ -126,11 +130,12 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
               "-" if l["frac_bits"] is None else l["frac_bits"],
               "-" if l["register_high_over_theta"] is None else f"{l['register_high_over_theta']:,.0f}",
               "-" if "state_bits_needed" not in l else (
-                  "overflow" if l["state_bits_needed"] is None else l["state_bits_needed"])]
+                  "overflow" if l["state_bits_needed"] is None else l["state_bits_needed"]),
+              l.get("state_bits_worst_case", "-")]
              for l in r["layers"]],
             headers=["layer", "kind", "mean |fixed\n−float|/λ", "overflows", "weight\nbits used",
-                     "frac\nbits", "high-water\n/θ", "state bits\nneeded"],
-            disable_numparse=True, colalign=("left", "left") + ("right",) * 6))
+                     "frac\nbits", "high-water\n/θ", "bits\nneeded", "bits\nworst"],
+            disable_numparse=True, colalign=("left", "left") + ("right",) * 7))
         out.append("")
         out.append(tabulate(
             [[w["weight_bits"], w["state_bits"], f"{w['accuracy']:.4f}",
@@ -156,6 +161,9 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
                f"above, fractional bits excluded)" if isinstance(need, int) else
                "more state bits than the profile has (they overflowed)" if need else
                "(not reported by this scheme) state bits")
+            + (f" on this data, and {r['state_bits_worst_case']} to hold the worst case of "
+               f"any input (the range analysis, 'bits worst' above)"
+               if r.get("state_bits_worst_case") is not None else "")
             + ". The 'ANN, same weight bits' column is the ANN alone with its weights "
               "quantized the same way: a gap between it and float is weight quantization, "
               "the rest is spiking arithmetic.", 100))

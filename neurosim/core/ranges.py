@@ -211,38 +211,84 @@ def fit_layer(name: str, biggest: float, extent: Extent | None, arithmetic,
     return LayerFit(name, q, frac, signed_bits(lo, hi) <= sb, bits_full, bits_least, lo, hi)
 
 
-def check_ranges(what: str, fits: list[LayerFit], arithmetic, needed_at: Callable[[int], int],
-                 param: str, value: int, smallest: int, register: str) -> list[str]:
+def check_ranges(what: str, fits: list[LayerFit], arithmetic, register: str,
+                 *lengths: tuple[str, int, int, Callable[[int], int]]) -> list[str]:
     """The verdict on a network's layer fits (see the module docstring): ``[]`` if every layer
     holds its worst case with at least ``MIN_WEIGHT_BITS``-bit weights; else a UserError, or
     with ``arithmetic.allow_overflow`` the warning to print. ``what`` names the coding and its
-    settings; ``needed_at(v)`` is the most state bits any layer needs with
-    ``MIN_WEIGHT_BITS``-bit weights when the length parameter ``param`` is ``v`` (it only
-    grows with it), searched down to ``smallest`` for the largest value that fits;
-    ``register`` says what the worst case is."""
+    settings, ``register`` says what the worst case is. Each of ``lengths`` is a parameter
+    the range grows with, ``(name, value, smallest, needed_at)``: ``needed_at(v)`` is the most
+    state bits any layer needs with ``MIN_WEIGHT_BITS``-bit weights when the parameter is
+    ``v`` (the others unchanged); the message names the largest value in
+    ``[smallest, value)`` that fits."""
     sb, wb = int(arithmetic.state_bits), int(arithmetic.weight_bits)
     least = min(MIN_WEIGHT_BITS, wb)
     short = [f for f in fits if f.bits_least > sb]
     if not short:
         return []
     worst = max(short, key=lambda f: f.bits_least)
-    lo, hi = smallest, value - 1  # the largest v in [lo, hi] with needed_at(v) <= sb
-    best = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if needed_at(mid) <= sb:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
+    advice = []
+    for param, value, smallest, needed_at in lengths:
+        lo, hi = smallest, value - 1  # the largest v in [lo, hi] with needed_at(v) <= sb
+        best = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if needed_at(mid) <= sb:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        advice.append(f"the largest {param} that fits is {best}" if best is not None
+                      else f"no {param} ≥ {smallest} fits")
     text = (f"coding {what}: layer '{worst.name}' needs {worst.bits_least} state bits to hold "
             f"its worst case ({register}) with even {least}-bit weights ({worst.bits_full} "
             f"with the profile's {wb}-bit weights); the profile has {sb}"
             + (f" ({len(short) - 1} more layer(s) short)" if len(short) > 1 else "")
-            + (f"; the largest {param} that fits is {best}" if best is not None
-               else f"; no {param} ≥ {smallest} fits"))
+            + "".join(f"; {a}" for a in advice))
     if not arithmetic.allow_overflow:
         raise UserError(text + "; or pass --allow-overflow to run anyway with counted "
                                "saturations")
     return [text + f": running anyway (--allow-overflow) with {least}-bit weights in the "
                    "short layers; registers beyond their width saturate or wrap (counted); "
                    "expect a loss of fixed-point accuracy"]
+
+
+def most_bits(extents, arithmetic) -> int:
+    """The most state bits any layer of ``extents`` (a scheme's ``register_extents`` list:
+    (layer, largest |W|, extent or None, fixed extent or None)) needs with
+    ``MIN_WEIGHT_BITS``-bit weights: what ``check_ranges`` searches lengths with."""
+    return max(least_bits(b, e, arithmetic) if e else signed_bits(*f)
+               for _, b, e, f in extents)
+
+
+# ---- what the registers really held (neurosim check) -----------------------------------------
+
+def high_water_extra(net, peak: np.ndarray, overflowed: np.ndarray) -> dict:
+    """The ``extra`` entries a fixed-point run reports about its registers (``neurosim
+    check``), from ``peak`` (layers,) the largest |register| each layer held on the data,
+    state units (the engine's high-water marks, after each step), ``overflowed`` (layers,)
+    whether it saturated or wrapped, and the network's static worst case
+    (``info.register_bounds``, (layers, 2) lo, hi):
+
+    * ``register_high``: the high-water mark in thresholds (spike amplitudes);
+    * ``state_bits_needed``: the bits (sign included) that hold it at the weights'
+      resolution, fractional bits excluded: the narrowest register with zero overflow on
+      this data; None where a register overflowed (it needed more than it had);
+    * ``state_bits_worst_case``: the same for the static worst case, what holds every input.
+    """
+    info = net.info
+    resolution = 2.0 ** np.asarray(info.frac, np.float64)
+    need = np.ceil(np.asarray(peak, np.float64) / resolution).astype(np.int64)
+    lo = np.floor(info.register_bounds[:, 0] / resolution).astype(np.int64)
+    hi = np.ceil(info.register_bounds[:, 1] / resolution).astype(np.int64)
+    names = net.names
+    return {
+        "register_high": {n: float(peak[l] / info.scale[l]) for l, n in enumerate(names)},
+        "state_bits_needed": {n: None if overflowed[l] else signed_bits(-need[l], need[l])
+                              for l, n in enumerate(names)},
+        "state_bits_worst_case": {n: signed_bits(lo[l], hi[l]) for l, n in enumerate(names)},
+    }
+
+
+def bounds_array(fits: list[LayerFit]) -> np.ndarray:
+    """(layers, 2) the static worst case (lo, hi) of each layer's registers, state units."""
+    return np.array([(f.lo, f.hi) for f in fits], np.int64)

@@ -403,6 +403,8 @@ class PhaseInfo:
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
+    # (layers, 2) the static worst case (lo, hi) of each layer's registers, state units
+    register_bounds: np.ndarray | None = None
 
 
 def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
@@ -414,10 +416,12 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
             for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.periods)]
     warnings = ranges.check_ranges(
         f"'phase' at K={K}, periods={snn.periods}", fits, arithmetic,
-        lambda n: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
-                      for _, b, e, f in register_extents(snn, arithmetic, n)),
-        "periods", snn.periods, snn.skip_periods + 1,
-        "the scaled membrane V' = 2^K·V over the periods, its largest input of either sign")
+        "the scaled membrane V' = 2^K·V over the periods, its largest input of either sign",
+        ("periods", snn.periods, snn.skip_periods + 1,
+         lambda n: ranges.most_bits(register_extents(snn, arithmetic, n), arithmetic)),
+        ("K", K, 1,
+         lambda k: ranges.most_bits(register_extents(snn, arithmetic, snn.periods, k),
+                                    arithmetic)))
     index = {p.name: i for i, p in enumerate(snn.populations)}
     kinds, scales, fracs, biases, bits_used = ([] for _ in range(5))
     projections = ProjectionBuilder()
@@ -462,7 +466,8 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
     info = PhaseInfo(K=K, skip_periods=snn.skip_periods, early=snn.early,
                      lams=np.array([p.lam for p in snn.populations]), scale=np.array(scales),
                      frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
-                     relu_output=snn.populations[-1].relu_output, warnings=warnings)
+                     relu_output=snn.populations[-1].relu_output, warnings=warnings,
+                     register_bounds=ranges.bounds_array(fits))
     active = np.tile(np.array([1, snn.steps], np.int64), (len(sizes), 1))
     active[-1, 0] = snn.first_decision_step  # the readout skips its first periods
     return EventNetwork(
@@ -471,10 +476,11 @@ def quantize(snn: PhaseNet, arithmetic) -> EventNetwork:
         steps=snn.steps, model=model, info=info, **projections.arrays(info.frac))
 
 
-def register_extents(snn: PhaseNet, arithmetic, periods: int) -> list:
+def register_extents(snn: PhaseNet, arithmetic, periods: int, K: int | None = None) -> list:
     """Per population (layer, largest |W|, ``extent(q, frac)``, None), or for the encoder
     (layer, 0, None, its fixed extent): the worst case of the scaled membrane V' over
-    ``periods`` periods (``neurosim.core.ranges``), from the neuron's own integer rule.
+    ``periods`` periods of ``K`` phases (default: the network's), from the neuron's own
+    integer rule (``neurosim.core.ranges``).
 
     Per step V' is shifted (doubled within a period, shifted right by K−1 entering one), then
     takes ``Σ w·s + β`` with spikes ``s`` ∈ {0, 1} (encoder bits and hidden spikes alike), so
@@ -485,7 +491,9 @@ def register_extents(snn: PhaseNet, arithmetic, periods: int) -> list:
     The encoder's register is its K-bit code. The early-decision unit's δ register is fitted
     and counted but not part of this analysis."""
     wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
-    K = snn.K
+    # another K (searched by the range check) keeps the weights (λ' cancels in W) and the
+    # per-step bias β = b̂/λ (see convert), so only the code and the shifts change
+    K = snn.K if K is None else K
     nearest = arithmetic.round == "nearest"
     out = []
     for layer in snn.populations:
@@ -499,7 +507,7 @@ def register_extents(snn: PhaseNet, arithmetic, periods: int) -> list:
             terms = [(*ranges.synapse_sums(
                 p.map, ranges.integer_weights(p.map.weight, q, frac, wmax) << frac), 1, 0)
                 for p in layer.projections]
-            bias = np.round(layer.bias / top_value(K) * q).astype(np.int64).reshape(-1)
+            bias = np.round(layer.bias / top_value(snn.K) * q).astype(np.int64).reshape(-1)
             z_hi, z_lo = ranges.drive_bounds(terms, bias)
             return ranges.membrane_extent(z_hi, z_lo, steps, None if readout else q,
                                           phases=K, nearest=nearest)
@@ -737,9 +745,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     × layer; ``extra``: ``overflow_by_layer``, ``weight_bits_used``, ``frac_bits``,
     ``decision_step`` (N,). With ``trace``, ``decoded`` holds each spiking population's
     Σω·s over the periods elapsed (ANN units), ``extra["spikes"]`` the trains (N, steps,
-    neurons) in core order, ``register_high`` the largest |V'| per layer in thresholds (the
-    encoder: its largest code over 2^K) and ``state_bits_needed`` the bits that holds at the
-    weights' resolution plus a sign (the encoder: K; None where a register overflowed).
+    neurons) in core order, and ``register_high``, ``state_bits_needed`` and
+    ``state_bits_worst_case`` per layer (``neurosim.core.ranges.high_water_extra``: V', the
+    encoder's K-bit code).
     ``progress(done, total)`` is called after each batch of ``batch`` images.
     """
     info, K = net.info, net.info.K
@@ -765,15 +773,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
             value = np.tensordot(spikes[:, :, net.layer_slice(l)].astype(np.float64), weights,
                                  ([1], [0]))
             decoded[net.names[l]] = net.to_chw(l, value / elapsed * info.lams[l])
-        peak = high[0][:, 0]  # row 0: the membranes (the decision unit has the rows below)
-        overflowed = counts.data[:, :, A_OVF].sum(1) > 0
-        code_peak = float(encode_input(net, x).max(initial=0))
-        extra["register_high"] = {name: (code_peak / 2.0 ** K if l == 0 else peak[l] / info.scale[l])
-                                  for l, name in enumerate(net.names)}
-        extra["state_bits_needed"] = {
-            name: K if l == 0 else None if overflowed[l] else
-            int(np.ceil(np.log2(peak[l] / 2.0 ** info.frac[l] + 1))) + 1
-            for l, name in enumerate(net.names)}
+        peak = high[0][:, 0].copy()  # row 0: the membranes (the decision unit has the rows below)
+        peak[0] = int(encode_input(net, x).max(initial=0))  # the encoder's register: its code
+        extra.update(ranges.high_water_extra(net, peak, counts.data[:, :, A_OVF].sum(1) > 0))
     return SimResult(out, counts, mean_latency(info.early, ends, net.steps), net.steps, decoded,
                      extra)
 

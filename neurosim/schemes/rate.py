@@ -339,6 +339,8 @@ class RateInfo:
     input_maps: list = field(default_factory=list)
     cur_layers: list = field(default_factory=list)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
+    # (layers, 2) the static worst case (lo, hi) of each layer's registers, state units
+    register_bounds: np.ndarray | None = None
 
 
 def quantize(snn: RateNet, arithmetic) -> EventNetwork:
@@ -351,9 +353,9 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
             for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.T)]
     warnings = ranges.check_ranges(
         f"'rate' at T={snn.T}, input={snn.input}", fits, arithmetic,
-        lambda T: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
-                      for _, b, e, f in register_extents(snn, arithmetic, T)),
-        "T", snn.T, 1, "the membrane over T steps of its largest input of either sign")
+        "the membrane over T steps of its largest input of either sign",
+        ("T", snn.T, 1,
+         lambda T: ranges.most_bits(register_extents(snn, arithmetic, T), arithmetic)))
     index = {layer.name: i for i, layer in enumerate(snn.populations)}
     kinds, scales, fracs, biases, bits_used, cur_off, macs = ([] for _ in range(7))
     input_maps, cur_layers = [], []
@@ -411,7 +413,8 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
                     frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
                     input_bits=input_bits, nearest=arithmetic.round == "nearest",
                     relu_output=snn.populations[-1].relu_output, input_maps=input_maps,
-                    cur_layers=cur_layers, warnings=warnings)
+                    cur_layers=cur_layers, warnings=warnings,
+                    register_bounds=ranges.bounds_array(fits))
     active = np.tile(np.array([1, snn.T], np.int64), (len(sizes), 1))
     if snn.input == "current":
         active[0] = (1, 0)  # the input layer never runs: its value enters as a current
@@ -667,12 +670,14 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     ``outputs``: the readout's accumulated input/T·λ (ANN units); ``counts``: every counted
     action per layer × step and per image × layer; ``extra["overflow_by_layer"]``: the
     saturations/wraps per layer. With ``trace``, ``decoded`` holds each spiking population's
-    spike count/T·λ and ``extra["spikes"]`` the trains (N, T, neurons) in core order.
+    spike count/T·λ, ``extra["spikes"]`` the trains (N, T, neurons) in core order, and
+    ``register_high``, ``state_bits_needed``, ``state_bits_worst_case`` per layer
+    (``neurosim.core.ranges.high_water_extra``: the membrane and the input current register).
     ``progress(done, total)`` is called after each batch of ``batch`` images.
     """
     info = net.info
-    registers, counts, spikes = engine.simulate(net, x, encode_input, initial_state, trace,
-                                                batch, progress)
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial_state,
+                                                       trace, batch, progress, watermarks=trace)
     last = net.layers - 1
     out = net.to_chw(last, registers[:, 0]) / (info.scale[last] * info.T) * info.lams[last]
     if info.relu_output:
@@ -683,6 +688,13 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
              "frac_bits": dict(zip(net.names, info.frac.tolist()))}
     if trace:
         extra["spikes"] = spikes
+        peak = high[0][:, 0].copy()
+        if info.cur_layers:  # the fitted input current is a register the engine does not see
+            row = np.clip(encode_input(net, x), net.model.lo, net.model.hi)
+            for l in info.cur_layers:
+                co = net.model.cur_off[l]
+                peak[l] = max(peak[l], int(np.abs(row[:, co:co + net.size[l]]).max(initial=0)))
+        extra.update(ranges.high_water_extra(net, peak, counts.data[:, :, A_OVF].sum(1) > 0))
         for l in range(last):
             if net.model.kind[l] == INPUT_CURRENT:
                 continue

@@ -504,6 +504,8 @@ class TSCInfo:
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
+    # (layers, 2) the static worst case (lo, hi) of each layer's registers, state units
+    register_bounds: np.ndarray | None = None
 
 
 def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
@@ -515,9 +517,12 @@ def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
             for layer, biggest, extent, fixed in register_extents(snn, arithmetic, snn.N)]
     warnings = ranges.check_ranges(
         f"'tsc' at N={snn.N}", fits, arithmetic,
-        lambda n: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
-                      for _, b, e, f in register_extents(snn, arithmetic, n)),
-        "N", snn.N, 2, "V over N steps of its largest current of either sign")
+        "V over N steps of its largest current of either sign",
+        # balanced thresholds depend on N: the search keeps this N's (a rebuilt network at
+        # another N is balanced anew, so its range differs a little)
+        ("N" if snn.params.get("thresholds") == "lambda"
+         else f"N (keeping the thresholds balanced at N={snn.N})", snn.N, 2,
+         lambda n: ranges.most_bits(register_extents(snn, arithmetic, n), arithmetic)))
     index = {layer.name: i for i, layer in enumerate(snn.layers)}
     # the encoder has no registers: its p* is its input row
     kinds, scales, fracs, bits_used = [ENCODER], [1], [0], [float("nan")]
@@ -547,7 +552,7 @@ def quantize(snn: TSCNet, arithmetic) -> EventNetwork:
                    lams=np.array([layer.lam for layer in snn.layers]),
                    scale=np.array(scales, np.float64), frac=np.array(fracs, np.int64),
                    weight_bits_used=np.array(bits_used), relu_output=snn.layers[-1].relu_output,
-                   warnings=warnings)
+                   warnings=warnings, register_bounds=ranges.bounds_array(fits))
     active = np.tile(np.array([1, snn.N], np.int64), (len(sizes), 1))
     return EventNetwork(
         names=[layer.name for layer in snn.layers],
@@ -775,10 +780,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     per layer × step and per image × layer; ``extra["overflow_by_layer"]``: the
     saturations/wraps per layer. With ``trace``, ``decoded`` holds each spiking population's
     on-steps/(N−1)·s_l, ``extra["spikes"]`` the event trains (N_img, N, neurons) in core
-    order, ``extra["register_high"]`` each layer's largest |I| or |V| in thresholds and
-    ``extra["state_bits_needed"]`` the bits that hold it at the weights' resolution (None
-    where a register overflowed; the encoder: its signed p*). ``progress(done, total)`` is
-    called after each batch.
+    order, and ``register_high``, ``state_bits_needed`` and ``state_bits_worst_case`` per
+    layer (``neurosim.core.ranges.high_water_extra``: I and V, the encoder's signed p*).
+    ``progress(done, total)`` is called after each batch.
     """
     info = net.info
     registers, counts, spikes, *high = engine.simulate(net, x, encode_input, None, trace, batch,
@@ -795,13 +799,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     if trace:
         extra["spikes"] = spikes
         peak = high[0][:, :2].max(axis=1)  # I and V; the flag is a 2-bit state
-        extra["register_high"] = dict(zip(net.names[1:], (peak / info.scale)[1:].tolist()))
-        # the encoder's one register is its signed p* (at most N)
-        extra["state_bits_needed"] = {net.names[0]: int(info.N).bit_length() + 1}
-        extra["state_bits_needed"].update({
-            net.names[l]: None if ovf[l] else
-            int(np.ceil(np.log2(peak[l] / 2.0 ** info.frac[l] + 1))) + 1
-            for l in range(1, net.layers)})
+        # the encoder's one register is its signed p* (its input row)
+        peak[0] = int(np.abs(encode_input(net, x)).max(initial=0))
+        extra.update(ranges.high_water_extra(net, peak, ovf > 0))
         for l in range(last):
             on = on_steps(spikes[:, :, net.layer_slice(l)])
             decoded[net.names[l]] = net.to_chw(l, on) / (info.N - 1) * info.lams[l]

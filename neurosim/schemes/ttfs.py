@@ -358,6 +358,8 @@ class TTFSInfo:
     weight_bits_used: np.ndarray  # (layers,) bits the largest weight into l really uses
     relu_output: bool  # the ANN's output is ReLU(readout)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
+    # (layers, 2) the static worst case (lo, hi) of each layer's registers, state units
+    register_bounds: np.ndarray | None = None
 
 
 def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
@@ -372,9 +374,8 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
             for layer, biggest, extent, fixed in register_extents(snn, arithmetic, T)]
     warnings = ranges.check_ranges(
         f"'ttfs' at T={T}", fits, arithmetic,
-        lambda t: max(ranges.least_bits(b, e, arithmetic) if e else ranges.signed_bits(*f)
-                      for _, b, e, f in register_extents(snn, arithmetic, t)),
-        "T", T, 2, "T−1 steps of ramp, and the input window's partial sums of its weights")
+        "T−1 steps of ramp, and the input window's partial sums of its weights",
+        ("T", T, 2, lambda t: ranges.most_bits(register_extents(snn, arithmetic, t), arithmetic)))
     index = {layer.name: i for i, layer in enumerate(pops)}
     kinds, starts, scales, fracs, biases, bits_used = ([] for _ in range(6))
     projections = ProjectionBuilder()
@@ -418,7 +419,8 @@ def quantize(snn: TTFSNet, arithmetic) -> EventNetwork:
     info = TTFSInfo(T=T, synapse=snn.synapse, levels=np.array([x.level for x in pops]),
                     lams=np.array([x.lam for x in pops]), scale=q.astype(np.float64),
                     frac=np.array(fracs, np.int64), weight_bits_used=np.array(bits_used),
-                    relu_output=pops[-1].relu_output, warnings=warnings)
+                    relu_output=pops[-1].relu_output, warnings=warnings,
+                    register_bounds=ranges.bounds_array(fits))
     # input layer: its firing window; hidden: input and firing windows; readout: input window
     span = np.where(kind == HIDDEN, 2 * T, T)
     active = np.stack([start, start + span - 1], axis=1)
@@ -655,13 +657,14 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     saturations/wraps per layer; ``extra["weight_bits_used"]``, ``extra["frac_bits"]`` per
     layer. With ``trace``, ``decoded`` holds each spiking population's decoded value (ANN
     units), ``extra["fire_offset"]`` the firing offsets (−1: silent) and ``extra["spikes"]``
-    the trains (N, steps, neurons) in core order. ``progress(done, total)`` is called after
-    each batch of ``batch`` images.
+    the trains (N, steps, neurons) in core order, and ``register_high``, ``state_bits_needed``,
+    ``state_bits_worst_case`` per layer (``neurosim.core.ranges.high_water_extra``: V and I).
+    ``progress(done, total)`` is called after each batch of ``batch`` images.
     """
     info = net.info
     T = info.T
-    registers, counts, spikes = engine.simulate(net, x, encode_input, None, trace, batch,
-                                                progress)
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, None, trace, batch,
+                                                       progress, watermarks=trace)
     last = net.layers - 1
     out = net.to_chw(last, registers[:, 0]) / (info.scale[last] * (T - 1)) * info.lams[last]
     if info.relu_output:
@@ -672,6 +675,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
              "frac_bits": dict(zip(net.names, info.frac.tolist()))}
     if trace:
         extra["spikes"] = spikes
+        # V and I (reaccumulate: rows 1 and 2 are the simulator's devices, not registers)
+        peak = high[0][:, :1 if info.synapse == "reaccumulate" else 2].max(axis=1)
+        extra.update(ranges.high_water_extra(net, peak, counts.data[:, :, A_OVF].sum(1) > 0))
         extra["fire_offset"] = {}
         for l in range(last):
             first = int(info.levels[l]) * T  # 0-based index of the firing window's first step
