@@ -68,60 +68,70 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     runs = []
     for name, params, scheme, snn, fixed in prepared:
         flt = fx = None
-        warnings = list(getattr(snn, "warnings", []) or [])
-        warnings += list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
         if precision in ("float", "both"):
             flt = scheme.simulate(snn, data.x)
         if fixed is not None:
             step = (lambda done, total, _n=name: progress(f"{_n} fixed point", done, total)) \
                 if progress else None
             fx = scheme.simulate_fixed(fixed, data.x, progress=step)
+        run = run_entry(name, params, scheme, snn, fixed, flt, fx, data.y, profile)
         result = fx or flt
-        per_image = result.counts.per_inference()
-        latency, per_frame = scheme.timing(snn)
-        decided = result.extra.get("decision_step")  # early decision: latency per image
-        run = {
-            "coding": format_spec(name, params, only_changed=True),
-            "params": dict(params),
-            "accuracy": {"float": flt.accuracy(data.y) if flt else None,
-                         "fixed": fx.accuracy(data.y) if fx else None},
-            "latency_steps": int(latency),
-            "steps_per_frame": int(per_frame),
-            **({} if decided is None else {"latency_steps_mean": float(np.mean(decided)),
-                                          "latency_steps_percentiles": {
-                                              f"p{q}": float(np.percentile(decided, q))
-                                              for q in (10, 50, 90, 100)}}),
-            "spikes": {"pos": per_image["spike_out_pos"], "neg": per_image["spike_out_neg"]},
-            "counts": per_image if fx else {"spike_out_pos": per_image["spike_out_pos"],
-                                            "spike_out_neg": per_image["spike_out_neg"]},
-            "energy_pj": None,
-            "latency_s": None,
-            "throughput_fps": None,  # comes with the SimPy pipeline model (DESIGN §6)
-            "overflows": per_image["overflow"] if fx else None,
-            "warnings": warnings,
-        }
-        if fx:
-            rep = energy(fx.counts, profile).per_inference()
-            run["energy_pj"] = {"total": rep["total"], "dynamic": rep["dynamic"],
-                                "static": rep["static"], "by_action": rep["by_action"],
-                                "by_layer": rep["by_layer"]}
-            run["latency_s"] = rep["latency_s"]
-            run["overflows_by_layer"] = fx.extra["overflow_by_layer"]
-            run["overflows_total"] = int(fx.counts.total()["overflow"])
-            hit = fx.counts.by_image[:, :, ACTION_INDEX["overflow"]].sum(axis=1) > 0 \
-                if fx.counts.by_image is not None else np.zeros(0, bool)
-            run["overflow_images"] = int(hit.sum())
-            if run["overflows_total"]:
-                warnings.append(
-                    f"{run['coding']}: {run['overflows_total']:,} register overflows "
-                    f"(saturated or wrapped) in {run['overflow_images']} of {len(data)} images; "
-                    f"the fixed-point accuracy is degraded by overflow (per layer: "
-                    + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
-                    + ")")
         if on_result is not None:
             on_result(run, result)
         runs.append(run)
     return runs
+
+
+def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, labels: np.ndarray,
+              profile) -> dict[str, Any]:
+    """The DESIGN §8 ``runs`` entry of one coding from its simulation results: ``flt`` (float)
+    and/or ``fx`` (fixed) ``SimResult`` on the images whose ``labels`` are given. A result
+    merged from image shards (``neurosim.sweep``) gives the same entry as one whole run."""
+    warnings = list(getattr(snn, "warnings", []) or [])
+    warnings += list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
+    result = fx or flt
+    per_image = result.counts.per_inference()
+    latency, per_frame = scheme.timing(snn)
+    decided = result.extra.get("decision_step")  # early decision: latency per image
+    run = {
+        "coding": format_spec(name, params, only_changed=True),
+        "params": dict(params),
+        "accuracy": {"float": flt.accuracy(labels) if flt else None,
+                     "fixed": fx.accuracy(labels) if fx else None},
+        "latency_steps": int(latency),
+        "steps_per_frame": int(per_frame),
+        **({} if decided is None else {"latency_steps_mean": float(np.mean(decided)),
+                                      "latency_steps_percentiles": {
+                                          f"p{q}": float(np.percentile(decided, q))
+                                          for q in (10, 50, 90, 100)}}),
+        "spikes": {"pos": per_image["spike_out_pos"], "neg": per_image["spike_out_neg"]},
+        "counts": per_image if fx else {"spike_out_pos": per_image["spike_out_pos"],
+                                        "spike_out_neg": per_image["spike_out_neg"]},
+        "energy_pj": None,
+        "latency_s": None,
+        "throughput_fps": None,  # comes with the SimPy pipeline model (DESIGN §6)
+        "overflows": per_image["overflow"] if fx else None,
+        "warnings": warnings,
+    }
+    if fx:
+        rep = energy(fx.counts, profile).per_inference()
+        run["energy_pj"] = {"total": rep["total"], "dynamic": rep["dynamic"],
+                            "static": rep["static"], "by_action": rep["by_action"],
+                            "by_layer": rep["by_layer"]}
+        run["latency_s"] = rep["latency_s"]
+        run["overflows_by_layer"] = fx.extra["overflow_by_layer"]
+        run["overflows_total"] = int(fx.counts.total()["overflow"])
+        hit = fx.counts.by_image[:, :, ACTION_INDEX["overflow"]].sum(axis=1) > 0 \
+            if fx.counts.by_image is not None else np.zeros(0, bool)
+        run["overflow_images"] = int(hit.sum())
+        if run["overflows_total"]:
+            warnings.append(
+                f"{run['coding']}: {run['overflows_total']:,} register overflows "
+                f"(saturated or wrapped) in {run['overflow_images']} of {len(labels)} images; "
+                f"the fixed-point accuracy is degraded by overflow (per layer: "
+                + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
+                + ")")
+    return run
 
 
 def _latency(run) -> str:
