@@ -21,7 +21,7 @@ from .graph import Add, AvgPool, Conv, Dense, Graph, Input, MaxPool, Node, Relu,
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
     "MaxPool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout",
-    "Constant", "Softmax", "ReduceMean", "Pad",
+    "Constant", "Softmax", "LogSoftmax", "ReduceMean", "Pad",
     # on static shapes only (folded to constants): the chain PyTorch exports for
     # x.view(x.size(0), -1), i.e. Shape → Gather → Unsqueeze → Concat → Reshape
     "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
@@ -255,9 +255,17 @@ class _Converter:
 
     def op_Softmax(self, n, a):
         if n.output[0] != self.graph.output[0].name:
-            raise self.err(n, "Softmax is only supported as the last node (it is dropped, "
+            raise self.err(n, f"{n.op_type} is only supported as the last node (it is dropped, "
                            "which keeps the argmax); found it inside the network")
-        self.alias[n.output[0]] = self.act(n, n.input[0]).name
+        x = self.act(n, n.input[0])
+        axis = int(a.get("axis", -1 if self.opset >= 13 else 1))
+        if len(x.shape) != 1 or axis not in (1, -1):
+            raise self.err(n, f"expected it over the classes (axis 1 of (N, classes)), found "
+                           f"axis {axis} on per-sample shape {x.shape}; over another axis it "
+                           f"changes the argmax")
+        self.alias[n.output[0]] = x.name
+
+    op_LogSoftmax = op_Softmax
 
     def op_Relu(self, n, a):
         x = self.act(n, n.input[0])

@@ -32,9 +32,10 @@ def ort_run(path_or_model, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
-def ends_in_softmax(path: Path) -> bool:
-    m = onnx.load(str(path))
-    return m.graph.node[-1].op_type == "Softmax"
+def ends_in_softmax(path: Path) -> str | None:
+    """'Softmax' or 'LogSoftmax' if the model ends in one (neurosim drops it), else None."""
+    op = onnx.load(str(path)).graph.node[-1].op_type
+    return op if op in ("Softmax", "LogSoftmax") else None
 
 
 def softmax(z):
@@ -53,8 +54,9 @@ def test_executor_agrees_with_onnxruntime(path):
     graph = load_onnx(path)
     x = np.random.default_rng(0).uniform(0, 1, (16,) + graph.input_shape)
     ours, _ = ann.run(graph, x)
-    if ends_in_softmax(path):  # neurosim drops a trailing Softmax (argmax unchanged)
-        ours = softmax(ours)
+    last = ends_in_softmax(path)
+    if last:  # neurosim drops a trailing Softmax / LogSoftmax (argmax unchanged)
+        ours = softmax(ours) if last == "Softmax" else np.log(softmax(ours))
     assert_close_to_ort(ours, ort_run(path, x))
 
 

@@ -353,3 +353,22 @@ def test_dense_maps_are_probed_in_batches_and_refused_when_huge(tmp_path, monkey
     with pytest.raises(UserError, match=r"relu0 → pool \(avgpool\) → conv \(conv\) does not "
                                         r"fold.*72 × 108 weights"):
         normal_form(g, pop.projections[0], pop)
+
+
+@pytest.mark.parametrize("op, axis, words", [
+    ("Softmax", 0, ["'sm' (Softmax)", "axis 0", "changes the argmax"]),
+    ("LogSoftmax", 1, None),
+])
+def test_trailing_softmax_over_the_classes_is_dropped(tmp_path, op, axis, words):
+    w = ("W", RNG.normal(0, 1, (6, 10)))
+    m = model([helper.make_node("MatMul", ["x", "W"], ["z"], name="mm"),
+               helper.make_node(op, ["z"], ["y"], name="sm", axis=axis)],
+              [("x", ("N", 6))], "y", [w])
+    if words is None:
+        g = load_onnx(_save(tmp_path, m))
+        assert [n.op for n in g.nodes.values()] == ["input", "dense"]
+        return
+    with pytest.raises(UserError) as exc:
+        load_onnx(_save(tmp_path, m))
+    for word in words:
+        assert word in str(exc.value), str(exc.value)
