@@ -41,7 +41,8 @@ OP_HINTS = {
     "Clip": "use ReLU (a ReLU6 cap is not modelled)",
     "Mul": "only linear layers and ReLU are converted; fold elementwise scaling into the "
            "preceding Conv/Gemm before export",
-    "Sub": "only linear layers and ReLU are converted; fold it into a bias before export",
+    "Sub": "only linear layers and ReLU are converted; fold it into a bias before export (for "
+           "input normalisation, normalise the data in the .npz instead)",
     "Transpose": "export with channels-first (NCHW) tensors throughout",
     "Div": "only linear layers and ReLU are converted (a GELU or a division by a constant, "
            "e.g. input normalisation, is exported as Div); use ReLU, and normalise the data "
@@ -269,6 +270,20 @@ class _Converter:
 
     def op_Relu(self, n, a):
         x = self.act(n, n.input[0])
+        if self._non_negative(x):  # ReLU(ReLU(x)) = ReLU(x), and so after a pool of it
+            self.alias[n.output[0]] = x.name
+            return
+        if x.op == "maxpool" and self.nodes[x.inputs[0]].op not in ("input", "relu", "maxpool"):
+            # ReLU(MaxPool(conv)) = MaxPool(ReLU(conv)) (ReLU is monotonic): the neurons are
+            # the conv's, and the pool gates their spikes
+            src = self.nodes[x.inputs[0]]
+            if all(self.uses.get(t, 0) == (t == n.input[0])
+                   for t, v in self.alias.items() if v == x.name):
+                del self.nodes[x.name]  # only this ReLU reads the pool: it moves, name and all
+            relu = self.insert(Relu(n.name, (src.name,), src.shape))
+            self.add(n, MaxPool(x.name, (relu,), x.shape, kernel=x.kernel, stride=x.stride,
+                                pads=x.pads, dilation=x.dilation))
+            return
         if x.op == "reshape":
             # ReLU(flatten(conv(x))) = flatten(ReLU(conv(x))): the neurons keep the conv's
             # (C, H, W) shape and the flatten moves into the next projection
@@ -277,6 +292,12 @@ class _Converter:
             self.add(n, Reshape(n.name + "/reshape", (relu,), x.shape))
             return
         self.add(n, Relu(n.name, (x.name,), x.shape))
+
+    def _non_negative(self, x: Node) -> bool:
+        """Is ``x`` a ReLU, or a MaxPool of one (so that another ReLU changes nothing)?"""
+        while x.op == "maxpool":
+            x = self.nodes[x.inputs[0]]
+        return x.op == "relu"
 
     def _spatial(self, n, x: Node) -> tuple[int, int, int]:
         if len(x.shape) != 3:

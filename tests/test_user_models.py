@@ -239,6 +239,20 @@ def test_relu_after_flatten_keeps_the_conv_shape(tmp_path):
                  "--coding", "sws", "--coding", "ttfs:T=8"]) == 0
 
 
+def test_maxpool_before_relu_is_moved_after_it(tmp_path):
+    """conv → MaxPool → ReLU → ReLU (pool before the ReLU, a ReLU twice): ReLU commutes with
+    max, so the conv's ReLU neurons feed the pool population, as for conv → ReLU → MaxPool;
+    a ReLU of a ReLU (or of a pool of one) is dropped."""
+    g = _digits_net(tmp_path, lambda: ([
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Relu", ["p"], ["r"], name="relu"),
+        helper.make_node("Relu", ["r"], ["r2"], name="relu2"),
+        helper.make_node("Flatten", ["r2"], ["h"], name="flat")], 4 * 4 * 4))
+    assert [(p.name, p.kind, p.shape) for p in populations(g)][1:3] == [
+        ("relu", "hidden", (4, 8, 8)), ("pool", "maxpool", (4, 4, 4))]
+    assert main(["run", str(tmp_path / "m.onnx"), "--limit", "3", "--precision", "float"]) == 0
+
+
 @pytest.mark.parametrize("k, s, d, groups, pk, ps", [(3, 1, 1, 1, 2, 2), (3, 2, 1, 1, 2, 1),
                                                      (2, 1, 2, 4, 3, 2), (1, 1, 1, 2, 2, 2)])
 def test_pool_after_conv_folds_into_one_conv(tmp_path, k, s, d, groups, pk, ps):
