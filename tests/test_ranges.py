@@ -91,17 +91,21 @@ def test_signed_bits():
 
 # ---- the static bound holds on the data ------------------------------------------------------
 
-CASES = [(s, m) for s in SCHEMES for m in ("digits_cnn", "digits_resnet")] + [
-    ("rate", "digits_mlp"), ("ttfs", "digits_mlp")]
+CASES = [(s, m, {}, "loihi_like") for s in SCHEMES for m in ("digits_cnn", "digits_resnet")] + [
+    ("rate", "digits_mlp", dict(input="regular", v_init=0.5), "asic_45nm"),
+    ("rate", "digits_cnn", dict(input="poisson"), "truenorth_like"),
+    ("ttfs", "digits_resnet", dict(synapse="reaccumulate"), "asic_45nm"),
+    ("tsc", "digits_cnn", dict(emission="switch", thresholds="balance"), "truenorth_like"),
+    ("phase", "digits_cnn", dict(early=True, theta=0.3), "asic_45nm")]
 
 
-@pytest.mark.parametrize("scheme, model", CASES)
-def test_high_water_marks_never_exceed_the_static_bound(scheme, model):
+@pytest.mark.parametrize("scheme, model, params, hw", CASES)
+def test_high_water_marks_never_exceed_the_static_bound(scheme, model, params, hw):
     """λ squeezed threefold (larger weights, busier registers), digits and random images
-    within the calibrated range: no layer's high-water mark exceeds its worst case, and a
-    state width that just holds the worst case sees no overflow."""
-    s, snn = build(scheme, model, squeeze=0.3)
-    net = s.quantize(snn, LOIHI)
+    within the calibrated range, each scheme's variants and every bundled profile: no layer's
+    high-water mark exceeds its worst case, and nothing overflows."""
+    s, snn = build(scheme, model, squeeze=0.3, **params)
+    net = s.quantize(snn, load_profile(hw).arithmetic)
     x = adversarial_images(12, np.random.default_rng(1))
     r = s.simulate_fixed(net, x, trace=True)
     bounds = net.info.register_bounds
