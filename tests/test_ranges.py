@@ -117,11 +117,12 @@ def test_high_water_marks_never_exceed_the_static_bound(scheme, model, params, h
     assert r.counts.total()["overflow"] == 0
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_a_state_that_just_fits_never_overflows(scheme):
+@pytest.mark.parametrize("scheme, params", [(s, {}) for s in SCHEMES] + [
+    ("phase", dict(early=True, theta=0.3))])  # with the decision unit's δ register
+def test_a_state_that_just_fits_never_overflows(scheme, params):
     """The narrowest state width the range analysis accepts runs without one overflow on
     digits and random images (the bound is a bound)."""
-    s, snn = build(scheme, squeeze=0.3)
+    s, snn = build(scheme, squeeze=0.3, **params)
     bits = next(b for b in range(4, 40) if _fits(s, snn, dataclasses.replace(LOIHI, state_bits=b)))
     ar = dataclasses.replace(LOIHI, state_bits=bits)
     net = s.quantize(snn, ar)

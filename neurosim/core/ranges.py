@@ -83,7 +83,7 @@ def drive_bounds(terms, bias: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: int = 0,
-                    phases: int = 0, nearest: bool = False) -> tuple[int, int]:
+                    phases: int = 0, nearest: bool = False, by_phase: bool = False):
     """(lo, hi) of every value a membrane takes over ``steps`` steps of
     ``V ← shift(V) + z; if threshold is not None and V ≥ threshold: V −= threshold``, starting
     from ``V = v0``, with the input ``z`` of each neuron anywhere in ``[zmin, zmax]`` at every
@@ -97,7 +97,9 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
     and otherwise in ``[min(L, 0), max(θ − 1, H − θ)]`` (a value that fired is ≥ 0, one that
     did not is < θ). The
     extent covers the values after the shift, after the integration and after the reset:
-    every value a register is fitted at. Tight: the ends are reached by a neuron whose
+    every value a register is fitted at. With ``by_phase`` (and ``phases``) it also returns
+    (K, 2) the extent after the integration in each phase of a period (phase coding's
+    decision unit compares membranes of one step). Tight: the ends are reached by a neuron whose
     inputs sit at one end in every step (for hidden layers the usual worst case is the
     negative one, a neuron inhibited in every step, drifting down by its input each step:
     reset by subtraction bounds the membrane from above only)."""
@@ -108,6 +110,7 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
     H = np.full(zmax.shape, v0, np.int64)
     L = H.copy()
     top, bottom = max(v0, 0), min(v0, 0)
+    per_phase = np.zeros((max(phases, 1), 2), np.int64)
     for t in range(steps):
         if phases:
             if t % phases:
@@ -119,6 +122,10 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
         H = np.minimum(H + zmax, BOUND_LIMIT)
         L = np.maximum(L + zmin, -BOUND_LIMIT)
         top, bottom = max(top, int(H.max(initial=0))), min(bottom, int(L.min(initial=0)))
+        if by_phase:
+            k = t % phases
+            per_phase[k] = (min(per_phase[k, 0], int(L.min(initial=0))),
+                            max(per_phase[k, 1], int(H.max(initial=0))))
         if threshold is not None:
             none_fire, all_fire = H < threshold, L >= threshold
             H, L = (np.where(none_fire, H, np.where(all_fire, H - threshold,
@@ -126,7 +133,7 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
                     np.where(none_fire, L, np.where(all_fire, L - threshold, np.minimum(L, 0))))
         if top >= BOUND_LIMIT or bottom <= -BOUND_LIMIT:
             break  # beyond any register: the exact value no longer matters
-    return bottom, top
+    return (bottom, top, per_phase) if by_phase else (bottom, top)
 
 
 # ---- choosing a layer's scale ----------------------------------------------------------------

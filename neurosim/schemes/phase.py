@@ -488,8 +488,9 @@ def register_extents(snn: PhaseNet, arithmetic, periods: int, K: int | None = No
     V' ≥ q. ``membrane_extent`` follows these bounds step by step through the shifts: V' is
     2^K·V in a period's last phase, which is why its range is K bits wider than the unscaled
     membrane's. The readout integrates (no reset) over its ``periods − skip_periods`` periods.
-    The encoder's register is its K-bit code. The early-decision unit's δ register is fitted
-    and counted but not part of this analysis."""
+    The encoder's register is its K-bit code. With early decision the readout's extent also
+    covers the decision unit's δ register (the top-2 difference of one step's membranes,
+    shifted to the last phase's units)."""
     wmax = (1 << (int(arithmetic.weight_bits) - 1)) - 1
     # another K (searched by the range check) keeps the weights (λ' cancels in W) and the
     # per-step bias β = b̂/λ (see convert), so only the code and the shifts change
@@ -509,8 +510,15 @@ def register_extents(snn: PhaseNet, arithmetic, periods: int, K: int | None = No
                 for p in layer.projections]
             bias = np.round(layer.bias / top_value(snn.K) * q).astype(np.int64).reshape(-1)
             z_hi, z_lo = ranges.drive_bounds(terms, bias)
-            return ranges.membrane_extent(z_hi, z_lo, steps, None if readout else q,
-                                          phases=K, nearest=nearest)
+            if not (readout and snn.early):
+                return ranges.membrane_extent(z_hi, z_lo, steps, None if readout else q,
+                                              phases=K, nearest=nearest)
+            lo, hi, per_phase = ranges.membrane_extent(z_hi, z_lo, steps, phases=K,
+                                                       nearest=nearest, by_phase=True)
+            # the decision unit's δ: the top-2 difference of the membranes of one step,
+            # in phase k shifted left by K−1−k (δ_EMA, an average of δs, stays below it)
+            delta = max(int(h - l) << (K - 1 - k) for k, (l, h) in enumerate(per_phase))
+            return lo, max(hi, delta)
 
         biggest = max(float(np.abs(p.map.weight).max()) for p in layer.projections)
         out.append((layer, biggest, extent, None))
