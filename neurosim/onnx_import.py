@@ -288,6 +288,8 @@ class _Converter:
             # ReLU(flatten(conv(x))) = flatten(ReLU(conv(x))): the neurons keep the conv's
             # (C, H, W) shape and the flatten moves into the next projection
             src = self.nodes[x.inputs[0]]
+            while src.op == "reshape":
+                src = self.nodes[src.inputs[0]]
             relu = self.insert(Relu(n.name, (src.name,), src.shape))
             self.add(n, Reshape(n.name + "/reshape", (relu,), x.shape))
             return
@@ -622,16 +624,71 @@ class _Converter:
         start, end = int(a.get("start", 0)), a.get("end")
         self.consts[n.output[0]] = full[start:None if end is None else int(end)]
 
+    def _axes(self, n, a) -> list[int] | None:
+        """The 'axes' of Squeeze/Unsqueeze: an attribute (opset < 13) or a constant input."""
+        if "axes" in a:
+            return [int(v) for v in a["axes"]]
+        if len(n.input) > 1 and n.input[1]:
+            return [int(v) for v in np.ravel(self.const(n, n.input[1], "axes"))]
+        return None
+
+    def _activation_reshape(self, n, x: Node, shape: list[int], what: str) -> None:
+        """A Squeeze/Unsqueeze/Gather that only drops or adds axes of size 1 of the sample: a
+        Reshape (x.squeeze(-1), x[:, :, 0, 0] after a global pool)."""
+        if int(np.prod(shape)) != int(np.prod(x.shape)):
+            raise self.err(n, f"on the activation '{n.input[0]}' of per-sample shape {x.shape} it "
+                           f"{what}; expected it to drop or add only axes of size 1 (a "
+                           f"reshape), as after a global pool")
+        self.add(n, Reshape(n.name, (x.name,), tuple(shape)))
+
+    def _sample_axes(self, n, axes: list[int], rank: int) -> list[int]:
+        out = sorted(v % rank for v in axes)
+        if 0 in out:
+            raise self.err(n, f"expected axes that keep the batch axis 0, found {axes}")
+        return [v - 1 for v in out]  # per-sample axes
+
     def op_Gather(self, n, a):
+        if n.input[0] not in self.consts and n.input[1] in self.consts:
+            x = self.act(n, n.input[0])
+            idx = np.asarray(self.consts[n.input[1]])
+            (axis,) = self._sample_axes(n, [int(a.get("axis", 0))], len(x.shape) + 1)
+            if idx.ndim == 0 and x.shape[axis] == 1 and int(idx) in (0, -1):
+                shape = list(x.shape[:axis]) + list(x.shape[axis + 1:])
+                return self._activation_reshape(n, x, shape, "picks")
+            picked = (f"index {idx.astype(np.int64).tolist()}" if idx.size <= 4
+                      else f"{idx.size} indices")
+            raise self.err(n, f"found it selecting {picked} of axis {axis + 1} "
+                           f"(size {x.shape[axis]}) of the activation '{n.input[0]}'; only "
+                           f"dropping an axis of size 1 (x[:, :, 0, 0] after a global pool) is "
+                           f"converted")
         data, idx = self._shape_consts(n)
         self.consts[n.output[0]] = np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0)))
 
     def op_Unsqueeze(self, n, a):
+        if n.input[0] not in self.consts:
+            x = self.act(n, n.input[0])
+            axes = self._axes(n, a) or []
+            shape = list(x.shape)
+            for ax in self._sample_axes(n, axes, len(x.shape) + 1 + len(axes)):
+                shape.insert(ax, 1)
+            return self._activation_reshape(n, x, shape, "adds axes")
         vals = self._shape_consts(n)
         axes = a.get("axes") if "axes" in a else vals[1]
         self.consts[n.output[0]] = np.expand_dims(vals[0], tuple(int(v) for v in np.ravel(axes)))
 
     def op_Squeeze(self, n, a):
+        if n.input[0] not in self.consts:
+            x = self.act(n, n.input[0])
+            axes = self._axes(n, a)
+            if axes is None:  # every axis of size 1 of the sample (the batch is free)
+                keep = [d for d in x.shape if d != 1]
+            else:
+                drop = self._sample_axes(n, axes, len(x.shape) + 1)
+                if any(x.shape[ax] != 1 for ax in drop):
+                    raise self.err(n, f"expected axes {axes} of size 1, found per-sample shape "
+                                   f"{x.shape}")
+                keep = [d for i, d in enumerate(x.shape) if i not in drop]
+            return self._activation_reshape(n, x, keep, "squeezes")
         vals = self._shape_consts(n)
         axes = a.get("axes") if "axes" in a else (vals[1] if len(vals) > 1 else None)
         self.consts[n.output[0]] = np.squeeze(

@@ -213,6 +213,40 @@ def test_reshape_naming_a_static_batch_of_one(tmp_path):
         assert_close_to_ort(ours[i:i + 1], ort_run(path, x[i:i + 1]))
 
 
+@pytest.mark.parametrize("idiom", ["squeeze_axes", "squeeze_all", "gather", "unsqueeze"])
+def test_dropping_unit_axes_after_a_global_pool_is_a_reshape(tmp_path, idiom):
+    """x.squeeze(-1).squeeze(-1), x.squeeze(), x[:, :, 0, 0] after AdaptiveAvgPool2d(1)."""
+    conv, inits = _conv("conv", "x", 1, 4, 3, "c")
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap")]
+    if idiom == "squeeze_axes":
+        nodes.append(helper.make_node("Squeeze", ["g", "ax"], ["s"], name="sq"))
+        inits.append(("ax", np.array([-1, 2])))
+    elif idiom == "squeeze_all":
+        nodes.append(helper.make_node("Squeeze", ["g"], ["s"], name="sq"))
+    elif idiom == "gather":
+        nodes += [helper.make_node("Gather", ["g", "i0"], ["s0"], name="pick", axis=3),
+                  helper.make_node("Gather", ["s0", "i0"], ["s"], name="pick2", axis=2)]
+        inits.append(("i0", np.array(0)))
+    else:  # squeeze to (C,), then unsqueeze back to (C, 1) and flatten
+        nodes += [helper.make_node("Squeeze", ["g"], ["s1"], name="sq"),
+                  helper.make_node("Unsqueeze", ["s1", "ax"], ["s2"], name="unsq"),
+                  helper.make_node("Flatten", ["s2"], ["s"], name="flat")]
+        inits.append(("ax", np.array([2])))
+    nodes.append(helper.make_node("MatMul", ["s", "W"], ["y"], name="mm"))
+    m = model(nodes, [("x", ("N", 1, 8, 8))], "y", inits + [("W", RNG.normal(0, 1, (4, 10)))])
+    for t in m.graph.initializer:  # axes and indices are int64
+        if t.name in ("ax", "i0"):
+            t.CopyFrom(onnx.numpy_helper.from_array(dict(inits)[t.name].astype(np.int64), t.name))
+    g = _agrees(tmp_path, m, (1, 8, 8))
+    assert [n.op for n in g.nodes.values()].count("reshape") >= 1
+    bad = model([helper.make_node("Squeeze", ["x", "ax"], ["y"], name="sq")],
+                [("x", ("N", 3, 1, 4))], "y", [("ax", np.array([1]))], out_shape=("N", 1, 4))
+    bad.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.array([1]), "ax"))
+    with pytest.raises(UserError, match=r"'sq' \(Squeeze\): expected axes \[1\] of size 1"):
+        load_onnx(_save(tmp_path, bad, "bad.onnx"))
+
+
 # ---- ReLU after a flatten; a pool after a conv ---------------------------------------------
 
 def _digits_net(tmp_path, middle):
