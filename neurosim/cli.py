@@ -136,6 +136,18 @@ def _parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profiles", help="list the bundled hardware profiles, or validate files")
     prof.add_argument("paths", nargs="*", metavar="PROFILE",
                       help="profile files or names to validate (default: list the bundled ones)")
+    sweep = sub.add_parser("sweep", help="a grid of models × codings × profiles on Dask "
+                                         "(resumable table, Pareto report)")
+    sweep.add_argument("grid", metavar="GRID.yaml",
+                       help="the grid file, or a bundled grid's name (codings_digits)")
+    sweep.add_argument("--out", metavar="DIR", help="results folder (default: the grid's name)")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="local Dask worker processes (default: one per core)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use the Dask cluster at ADDRESS (tcp://host:8786) instead")
+    sweep.add_argument("--serial", action="store_true", help="run in this process, no Dask")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the points and an estimate of the work; run nothing")
     return ap
 
 
@@ -279,8 +291,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep.command import main as sweep_main  # Dask and pyarrow load only for a sweep
+
+    return sweep_main(args)
+
+
 COMMANDS = {"run": cmd_run, "models": cmd_models, "profiles": cmd_profiles, "codings": cmd_codings,
-            "compare": cmd_compare, "check": cmd_check}
+            "compare": cmd_compare, "check": cmd_check, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

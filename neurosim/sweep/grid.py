@@ -122,8 +122,9 @@ class _UniqueKeys(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_grid(path) -> Grid:
-    """Read and check a grid file; every problem is a UserError naming the file and key."""
+def load_grid(path, shown: str | None = None) -> Grid:
+    """Read and check a grid file; every problem is a UserError naming the file (as
+    ``shown``, e.g. a bundled grid's name, when given) and the key."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a directory; expected a grid YAML file")
@@ -132,10 +133,11 @@ def load_grid(path) -> Grid:
     try:
         doc = yaml.load(path.read_text(), Loader=_UniqueKeys)
     except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise UserError(f"{shown or path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
-    return parse_grid(doc, path)
+        raise UserError(f"{shown or path}: not a readable YAML file "
+                        f"({str(exc).splitlines()[0]})") from None
+    return parse_grid(doc, path, shown)
 
 
 def _fail(path: Path, key: str, expected: str, found) -> None:
@@ -170,10 +172,11 @@ def _count(path, key, v, lo) -> int:
     return v
 
 
-def parse_grid(doc, path: Path) -> Grid:
+def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
     from ..schemes import get_scheme, parse_coding, schemes
 
-    path = Path(path)
+    real = Path(path)
+    path = Path(shown) if shown else real  # how messages name the file
     if not isinstance(doc, dict):
         _fail(path, "the file", "a mapping with keys models, codings, ...", doc)
     for key in doc:
@@ -183,7 +186,7 @@ def parse_grid(doc, path: Path) -> Grid:
     for key in REQUIRED:
         if key not in doc:
             raise UserError(f"{path}: missing key '{key}'; a grid needs {' and '.join(REQUIRED)}")
-    grid = Grid(path, _names(path, "models", doc["models"]), [])
+    grid = Grid(real, _names(path, "models", doc["models"]), [])
     if "profiles" in doc:
         grid.profiles = _names(path, "profiles", doc["profiles"])
     for key in ("data", "calibration"):
