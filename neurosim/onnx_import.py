@@ -27,6 +27,8 @@ SUPPORTED_OPS = (
     "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
     # on constants only: the index arithmetic PyTorch exports for F.pad / nn.ZeroPad2d
     "ConstantOfShape", "Slice", "Transpose",
+    # as ReLU only: torch.clamp(x, min=0)
+    "Clip",
 )
 # The ops the README lists (the others above are folded on constants only).
 LISTED_OPS = SUPPORTED_OPS[:SUPPORTED_OPS.index("Shape")]
@@ -38,7 +40,8 @@ OP_HINTS = {
     "PRelu": "a learned negative slope has no spiking form; retrain with ReLU",
     "Sigmoid": "spiking neurons carry ReLU-like activations; use ReLU inside the network",
     "Tanh": "spiking neurons carry ReLU-like activations; use ReLU inside the network",
-    "Clip": "use ReLU (a ReLU6 cap is not modelled)",
+    "Clip": "use ReLU (a ReLU6 or Hardtanh cap is not modelled; only Clip(min=0), i.e. "
+            "torch.clamp(x, min=0), is a ReLU)",
     "Mul": "only linear layers and ReLU are converted; fold elementwise scaling into the "
            "preceding Conv/Gemm before export",
     "Sub": "only linear layers and ReLU are converted; fold it into a bias before export (for "
@@ -267,6 +270,20 @@ class _Converter:
         self.alias[n.output[0]] = x.name
 
     op_LogSoftmax = op_Softmax
+
+    def op_Clip(self, n, a):
+        """torch.clamp(x, min=0) is a ReLU; any other bound has no spiking form."""
+        if self.opset < 11:
+            lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+        else:
+            def bound(i, default):
+                if len(n.input) > i and n.input[i]:
+                    return float(np.ravel(self.const(n, n.input[i], "bound"))[0])
+                return default
+            lo, hi = bound(1, -np.inf), bound(2, np.inf)
+        if lo != 0.0 or hi != np.inf:
+            raise self.err(n, f"found bounds min={lo:g}, max={hi:g}; {OP_HINTS['Clip']}")
+        self.op_Relu(n, a)
 
     def op_Relu(self, n, a):
         x = self.act(n, n.input[0])

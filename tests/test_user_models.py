@@ -420,3 +420,29 @@ def test_trailing_softmax_over_the_classes_is_dropped(tmp_path, op, axis, words)
         load_onnx(_save(tmp_path, m))
     for word in words:
         assert word in str(exc.value), str(exc.value)
+
+
+@pytest.mark.parametrize("opset, bounds, ok", [(13, (0.0, None), True), (9, (0.0, None), True),
+                                               (13, (0.0, 6.0), False), (9, (-1.0, 1.0), False)])
+def test_clip_at_zero_is_a_relu_and_other_bounds_are_refused(tmp_path, opset, bounds, ok):
+    """torch.clamp(x, min=0) exports Clip(min=0): a ReLU; ReLU6 / Hardtanh are refused."""
+    lo, hi = bounds
+    if opset < 11:
+        clip = helper.make_node("Clip", ["c"], ["r"], name="clip", min=lo,
+                                **({} if hi is None else {"max": hi}))
+        extra = []
+    else:
+        clip = helper.make_node("Clip", ["c", "lo"] + ([] if hi is None else ["hi"]), ["r"],
+                                name="clip")
+        extra = [("lo", np.array(lo))] + ([] if hi is None else [("hi", np.array(hi))])
+    conv, inits = _conv("conv", "x", 1, 2, 3, "c")
+    nodes = [conv, clip, helper.make_node("Flatten", ["r"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", 1, 6, 6))], "y", inits + extra, out_shape=("N", "F"),
+              opset=opset)
+    if ok:
+        g = _agrees(tmp_path, m, (1, 6, 6))
+        assert [n.op for n in g.nodes.values()] == ["input", "conv", "relu", "reshape"]
+    else:
+        with pytest.raises(UserError, match=rf"'clip' \(Clip\): found bounds min={lo:g}, "
+                                            rf"max={hi:g}; use ReLU"):
+            load_onnx(_save(tmp_path, m))
