@@ -1,0 +1,235 @@
+"""neurosim sweep (issue 12): grids, exact shard merging, Dask, resuming, the report.
+
+Kept small: digits_mlp, 20 images in uneven shards of 7, three codings on one profile.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+import neurosim  # noqa: E402
+from neurosim.cli import main  # noqa: E402
+from neurosim.sweep import load_grid, run_sweep  # noqa: E402
+from neurosim.sweep import runner  # noqa: E402
+from neurosim.sweep.report import cheapest_within, pareto_front, write_report  # noqa: E402
+
+TINY = """\
+models: [digits_mlp]
+codings:
+  sws: {Tc: [4, 6]}
+  rate: {T: 32}
+profiles: [loihi_like]
+limit: 20
+shard_size: 7
+"""
+SPECS = ["sws:Tc=4", "sws:Tc=6", "rate:T=32"]  # the same points, in grid order
+
+
+def _grid(tmp_path, text=TINY, name="tiny.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return load_grid(path)
+
+
+def _rows(table):
+    return table.to_pylist()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The serial sweep of TINY: its table's rows."""
+    tmp = tmp_path_factory.mktemp("reference")
+    outcome = run_sweep(_grid(tmp), tmp / "out", serial=True)
+    assert outcome.computed == 3 and outcome.refused == 0
+    return _rows(outcome.table)
+
+
+@pytest.fixture(scope="module")
+def client():
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.CRITICAL)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_shards_merge_to_one_whole_run(reference):
+    """20 images in shards of 7, 7, 6 give the numbers of one neurosim.run on the 20 images."""
+    whole = neurosim.run("digits_mlp", hw="loihi_like", codings=SPECS, limit=20, progress=False)
+    assert [r["coding"] for r in reference] == SPECS
+    for row, run in zip(reference, whole.runs):
+        assert row["images"] == 20
+        assert row["accuracy_fixed"] == run["accuracy"]["fixed"]
+        assert row["accuracy_float"] == run["accuracy"]["float"]
+        assert row["energy_total_pj"] == run["energy_pj"]["total"]
+        assert row["latency_s"] == run["latency_s"]
+        for action, mean in run["counts"].items():
+            assert row[f"count_{action}"] == mean
+        assert row["ann_accuracy"] == whole.ann_accuracy
+    assert reference[0]["count_synop"] > 0
+
+
+def test_two_dask_workers_give_the_serial_table(tmp_path, reference, client):
+    outcome = run_sweep(_grid(tmp_path), tmp_path / "out", client=client)
+    assert outcome.computed == 3
+    assert _rows(outcome.table) == reference
+    on_disk = __import__("pyarrow.parquet").parquet.read_table(tmp_path / "out" / "sweep.parquet")
+    assert _rows(on_disk) == reference
+    csv = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
+    assert len(csv) == 4 and "accuracy_fixed" in csv[0]
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def _interrupt_at(calls: list, stop_at: int, *args, **kwargs):
+    calls.append(args[:2])  # (point key, shard)
+    if len(calls) == stop_at:
+        raise Interrupt
+    return runner.run_shard(*args, **kwargs)
+
+
+def test_interrupted_sweep_resumes_with_only_missing_points(tmp_path, reference):
+    grid = _grid(tmp_path)
+    points = grid.points()
+    calls: list = []
+    # three shards per point: the 5th call is the second point's second shard
+    with pytest.raises(Interrupt):
+        run_sweep(grid, tmp_path / "out", serial=True,
+                  shard_runner=functools.partial(_interrupt_at, calls, 5))
+    written = sorted(p.stem for p in (tmp_path / "out" / "points").glob("*.parquet"))
+    assert written == [points[0].key]
+    again: list = []
+    outcome = run_sweep(grid, tmp_path / "out", serial=True,
+                        shard_runner=functools.partial(_interrupt_at, again, -1))
+    assert outcome.skipped == 1 and outcome.computed == 2
+    assert {key for key, _ in again} == {points[1].key, points[2].key}
+    assert len(again) == 6
+    assert _rows(outcome.table) == reference
+    # a lost part (a point that never finished) is the only thing a third run computes
+    (tmp_path / "out" / "points" / f"{points[2].key}.parquet").unlink()
+    third: list = []
+    outcome = run_sweep(grid, tmp_path / "out", serial=True,
+                        shard_runner=functools.partial(_interrupt_at, third, -1))
+    assert {key for key, _ in third} == {points[2].key} and outcome.computed == 1
+    assert _rows(outcome.table) == reference
+
+
+def _die_once(marker: str, *args, **kwargs):
+    """Kill this worker process in the middle of the first shard that gets here."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return runner.run_shard(*args, **kwargs)
+    os.close(fd)
+    os._exit(1)
+
+
+def test_worker_killed_during_a_shard_changes_no_number(tmp_path, reference, client):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    marker = tmp_path / "killed"
+    outcome = run_sweep(_grid(tmp_path), tmp_path / "out", client=client,
+                        shard_runner=functools.partial(_die_once, str(marker)))
+    assert marker.exists()  # a worker did die mid-shard
+    assert outcome.computed == 3
+    assert _rows(outcome.table) == reference
+
+
+def test_merge_counts_each_shard_once():
+    edges = runner.shard_edges(20, 7)
+    assert edges == [(0, 7), (7, 14), (14, 20)]
+    parts = [runner.ShardResult("p", k, a, b, None, None) for k, (a, b) in enumerate(edges)]
+    runner.merge_shards(parts + [parts[1]], edges)  # a shard reported twice is merged once
+    with pytest.raises(RuntimeError, match="not the point's shards"):
+        runner.merge_shards(parts[:2], edges)
+
+
+def test_refused_point_is_a_row_and_the_rest_run(tmp_path):
+    grid = _grid(tmp_path, TINY.replace("Tc: [4, 6]", "Tc: [4, 20]"))
+    outcome = run_sweep(grid, tmp_path / "out", serial=True)
+    rows = _rows(outcome.table)
+    assert [r["status"] for r in rows] == ["ok", "refused", "ok"]
+    assert "state" in rows[1]["message"] and rows[1]["accuracy_fixed"] is None
+    report = write_report(outcome.table, tmp_path / "out", "tiny.yaml")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Refused points" in text and "sws:Tc=20" in text
+    assert all(p.exists() for p in report)
+
+
+def test_pareto_front_and_cheapest_setting():
+    def row(i, acc, pj, s):
+        return {"index": i, "accuracy_fixed": acc, "energy_total_pj": pj, "latency_s": s}
+
+    rows = [row(0, 0.90, 10.0, 3.0), row(1, 0.95, 20.0, 1.0), row(2, 0.90, 30.0, 2.0),
+            row(3, 0.97, 40.0, 4.0), row(4, 0.95, 25.0, 0.5)]
+    assert [r["index"] for r in pareto_front(rows, "energy_total_pj")] == [0, 1, 3]
+    assert [r["index"] for r in pareto_front(rows, "latency_s")] == [4, 3]
+    assert cheapest_within(rows, 0.96)["index"] == 1     # 0.95 is within 1 point of 0.96
+    assert cheapest_within(rows, 0.975)["index"] == 3
+    assert cheapest_within(rows, 0.99) is None
+
+
+@pytest.mark.parametrize("text, words", [
+    (TINY + "colour: red\n", ["unknown key 'colour'"]),
+    (TINY.replace("Tc: [4, 6]", "Tcc: [4, 6]"), ["codings.sws.Tcc", "Tc"]),
+    (TINY.replace("Tc: [4, 6]", "Tc: []"), ["codings.sws.Tc", "empty"]),
+    (TINY.replace("Tc: [4, 6]", "Tc: [4, -1]"), ["codings.sws", "Tc"]),
+    (TINY.replace("rate: {T: 32}", "rat: {T: 32}"), ["codings.rat", "rate"]),
+    (TINY.replace("limit: 20", "limit: 0"), ["limit", "integer"]),
+    (TINY.replace("models: [digits_mlp]", "models: []"), ["models", "empty"]),
+    (TINY.replace("profiles: [loihi_like]", "profiles: [loihi_lik]"), ["profiles", "loihi_lik"]),
+    (TINY + "arithmetic: {state_bits: [24, many]}\n", ["arithmetic.state_bits", "many"]),
+    (TINY + "arithmetic: {overflow: clip}\n", ["arithmetic.overflow", "saturate"]),
+    (TINY + "limit: 5\n", ["limit", "twice"]),
+    (TINY.replace("models: [digits_mlp]\n", ""), ["missing key 'models'"]),
+    ("[1, 2]\n", ["expected a mapping"]),
+])
+def test_bad_grids_exit_2_naming_the_key(tmp_path, capsys, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "bad.yaml" in err
+    for w in words:
+        assert w in err
+
+
+def test_cli_dry_run_and_run(tmp_path, capsys):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 points, 9 shards" in out and "events" in out
+    assert not (tmp_path / "tiny").exists()
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--serial"]) == 0
+    out = capsys.readouterr().out
+    assert "3 computed" in out
+    assert (tmp_path / "o" / "report.md").exists()
+    assert (tmp_path / "o" / "pareto_digits_mlp_loihi_like.png").exists()
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--serial"]) == 0
+    assert "0 computed, 0 refused, 3 already" in capsys.readouterr().out
+
+
+def test_bundled_grid_parses():
+    from neurosim.sweep.command import resolve_grid
+
+    grid = load_grid(resolve_grid("codings_digits"))
+    assert {s for s, _ in grid.codings} == {"sws", "rate", "ttfs", "tsc", "phase"}
+    assert grid.profiles == ["loihi_like", "asic_45nm", "truenorth_like"]
+    assert Path(resolve_grid("codings_digits")).name == "codings_digits.yaml"
