@@ -132,11 +132,11 @@ def _compose_conv_maps(a: ConvMap, pool: AvgPool) -> ConvMap:
 def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap | DenseMap:
     """The projection as one ConvMap or DenseMap (no bias).
 
-    Chains of the form ``pool* → conv → pool*`` or ``pool+`` fold into one shared kernel when
-    every step of the folding is exact; anything else (a Dense, two convs, a pool whose
+    Chains of the form ``pool* → conv → (pool | conv)*`` or ``pool+`` fold into one shared
+    kernel when every step of the folding is exact; anything else (a Dense, a pool whose
     uncounted padding gives border positions their own divisors, a fold the conv's padding
-    would spoil, a padded pool after the conv) is multiplied out into a dense map, which is
-    always exact.
+    would spoil, a padded pool or conv after the first conv) is multiplied out into a dense
+    map, which is always exact.
     """
     src_shape = tuple(graph.nodes[proj.source].shape)
     nodes = _linear_nodes(graph, proj)
@@ -146,13 +146,13 @@ def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap |
         c = src_shape[0]
         return ConvMap(np.ones((c, 1, 1, 1)), (1, 1), (0, 0, 0, 0), (1, 1), c, src_shape, src_shape)
     convs = [i for i, n in enumerate(nodes) if n.op == "conv"]
-    centre = convs[0] if len(convs) == 1 else len(nodes) - 1
+    centre = convs[0] if convs else len(nodes) - 1
     pools, last, after = nodes[:centre], nodes[centre], nodes[centre + 1:]
-    foldable = (len(src_shape) == 3 and len(convs) <= 1
+    foldable = (len(src_shape) == 3
                 and last.op in ("conv", "avgpool")
                 and all(p.op == "avgpool" and _box_exact(p) for p in pools)
                 and (last.op == "conv" or _box_exact(last))
-                and all(p.op == "avgpool" and not any(p.pads) for p in after)
+                and all(p.op in ("avgpool", "conv") and not any(p.pads) for p in after)
                 and len(tuple(target.shape)) == 3)
     if not foldable:
         return _dense_by_probing(graph, proj, src_shape, target.shape)
@@ -162,10 +162,55 @@ def normal_form(graph: Graph, proj: Projection, target: Population) -> ConvMap |
         if not _composable(p, m.pads, graph.nodes[p.inputs[0]].shape[1:]):
             return _dense_by_probing(graph, proj, src_shape, target.shape)
         m = _compose_conv_maps(m, p)
-    for p in after:  # p(conv(x)): the pool's box smeared over the conv's taps
-        m = _compose_conv_pool(m, p)
+    for p in after:  # p(conv(x)): the pool's box (or the next conv) over the conv's taps
+        m = _compose_conv_pool(m, p) if p.op == "avgpool" else _compose_conv_conv(m, p)
     m.in_shape = src_shape
     return m
+
+
+def _full_kernel(weight: np.ndarray, groups: int) -> np.ndarray:
+    """(O, C/g, kh, kw) grouped weights as (O, C, kh, kw), zero across groups."""
+    o, cg, kh, kw = weight.shape
+    full = np.zeros((o, cg * groups, kh, kw))
+    og = o // groups
+    for g in range(groups):
+        full[g * og:(g + 1) * og, g * cg:(g + 1) * cg] = weight[g * og:(g + 1) * og]
+    return full
+
+
+def _compose_conv_conv(m: ConvMap, conv: Conv) -> ConvMap:
+    """conv(m(x)) as one convolution of x, for an unpadded second conv (exact: each of its
+    windows lies on m's output grid). Xception's depthwise → pointwise pair, or two convs
+    without a ReLU between them, become one kernel instead of a dense map."""
+    w1 = _full_kernel(m.weight, m.groups)  # (O1, C, k1h, k1w)
+    w2 = _full_kernel(conv.weight, conv.groups)  # (O2, O1, k2h, k2w)
+    (s1h, s1w), (d1h, d1w) = m.stride, m.dilation
+    (d2h, d2w) = conv.dilation
+    _, c, k1h, k1w = w1.shape
+    o2, _, k2h, k2w = w2.shape
+    span1 = ((k1h - 1) * d1h + 1, (k1w - 1) * d1w + 1)
+    w = np.zeros((o2, c, (k2h - 1) * d2h * s1h + span1[0], (k2w - 1) * d2w * s1w + span1[1]))
+    for i in range(k2h):
+        for j in range(k2w):
+            part = np.einsum("om,mcxy->ocxy", w2[:, :, i, j], w1)
+            top, left = i * d2h * s1h, j * d2w * s1w
+            w[:, :, top:top + span1[0]:d1h, left:left + span1[1]:d1w] += part
+    groups = 1
+    for g in sorted({m.groups, conv.groups, int(np.gcd(m.groups, conv.groups))}, reverse=True):
+        if o2 % g == 0 and c % g == 0 and np.array_equal(_full_kernel(
+                _grouped(w, g), g), w):
+            groups = g
+            break
+    return ConvMap(_grouped(w, groups), (s1h * conv.stride[0], s1w * conv.stride[1]), m.pads,
+                   (1, 1), groups, m.in_shape, tuple(conv.shape))
+
+
+def _grouped(full: np.ndarray, groups: int) -> np.ndarray:
+    """(O, C, kh, kw) as (O, C/g, kh, kw): each output's own group of input channels."""
+    o, c = full.shape[:2]
+    og, cg = o // groups, c // groups
+    return np.concatenate([full[g * og:(g + 1) * og, g * cg:(g + 1) * cg]
+                           for g in range(groups)]) if groups > 1 else full
 
 
 def _compose_conv_pool(m: ConvMap, pool: AvgPool) -> ConvMap:

@@ -446,3 +446,56 @@ def test_clip_at_zero_is_a_relu_and_other_bounds_are_refused(tmp_path, opset, bo
         with pytest.raises(UserError, match=rf"'clip' \(Clip\): found bounds min={lo:g}, "
                                             rf"max={hi:g}; use ReLU"):
             load_onnx(_save(tmp_path, m))
+
+
+
+@pytest.mark.parametrize("case", ["separable", "strided_dilated", "grouped", "pool_between"])
+def test_convs_without_relu_between_fold_into_one_conv(tmp_path, case):
+    """Two convs with no ReLU between (Xception's depthwise → pointwise, a factorised 3×3)
+    are one convolution when the second is unpadded: exact, with the shared kernel a core
+    stores, not a dense map (which the engine counts a synop per target neuron for)."""
+    c1 = {"separable": dict(cin=4, cout=4, k=3, pads=[1] * 4, group=4),
+          "strided_dilated": dict(cin=4, cout=3, k=3, pads=[1] * 4, strides=[2, 2]),
+          "grouped": dict(cin=4, cout=4, k=2, pads=[0, 0, 1, 1], group=2),
+          "pool_between": dict(cin=4, cout=4, k=3, pads=[1] * 4)}[case]
+    c2 = {"separable": dict(cin=4, cout=6, k=1),
+          "strided_dilated": dict(cin=3, cout=4, k=2, dilations=[2, 2]),
+          "grouped": dict(cin=4, cout=6, k=2, group=2, strides=[2, 2]),
+          "pool_between": dict(cin=4, cout=4, k=2)}[case]
+    a1 = {k: v for k, v in c1.items() if k not in ("cin", "cout", "k")}
+    a2 = {k: v for k, v in c2.items() if k not in ("cin", "cout", "k")}
+    conv0, inits = _conv("conv0", "x", 1, 4, 3, "c0", pads=[1] * 4)
+    conv1, i1 = _conv("conv1", "r0", c1["cin"], c1["cout"], c1["k"], "c1", **a1)
+    nodes = [conv0, helper.make_node("Relu", ["c0"], ["r0"], name="relu0"), conv1]
+    mid = "c1"
+    if case == "pool_between":
+        nodes.append(helper.make_node("AveragePool", ["c1"], ["p1"], name="pool",
+                                      kernel_shape=[2, 2], strides=[2, 2]))
+        mid = "p1"
+    conv2, i2 = _conv("conv2", mid, c2["cin"], c2["cout"], c2["k"], "c2", **a2)
+    nodes += [conv2, helper.make_node("Relu", ["c2"], ["r"], name="relu"),
+              helper.make_node("Flatten", ["r"], ["h"], name="flat")]
+    path = _save(tmp_path, model(nodes, [("x", ("N", 1, 8, 8))], "h", inits + i1 + i2,
+                                 out_shape=("N", "F")))
+    g0 = load_onnx(path)
+    n_in = int(np.prod(g0.nodes["relu"].shape))
+    nodes[-1:] = [helper.make_node("Flatten", ["r"], ["h"], name="flat"),
+                  helper.make_node("Gemm", ["h", "G_W", "G_B"], ["y"], name="gemm", transB=1)]
+    more = [("G_W", RNG.normal(0, 0.3, (10, n_in))), ("G_B", RNG.normal(0, 0.1, 10))]
+    g = _agrees(tmp_path, model(nodes, [("x", ("N", 1, 8, 8))], "y", inits + i1 + i2 + more),
+                (1, 8, 8))
+    pop = next(p for p in populations(g) if p.name == "relu")
+    m = normal_form(g, pop.projections[0], pop)
+    assert isinstance(m, ConvMap)
+    if case == "separable":
+        assert m.groups == 1 and m.weight.shape == (6, 4, 3, 3)
+    if case == "grouped":
+        assert m.groups == 2
+    _normal_forms_exact(g)
+    x = RNG.uniform(0, 1, (3, 1, 8, 8))
+    snn = convert(g, calibrate(g, x), dict(Tc=4, Ts=1, beta=2.0, threshold_ratio=0.5,
+                                           negative_spikes=True, relu_counterpart=True,
+                                           encoder="current"))
+    net = quantize_sws(snn, dataclasses.replace(LOIHI, allow_overflow=True))
+    drive = encode_input(net, x)
+    assert_engine_matches_reference(net, drive, initial_state(net, drive))
