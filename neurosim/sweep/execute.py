@@ -269,7 +269,7 @@ def _client(workers: int | None, scheduler: str | None, echo):
         except (OSError, TimeoutError, ValueError) as exc:
             raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         echo(f"dask: connected to {scheduler}; dashboard {client.dashboard_link}")
-        return client, None, None
+        return client, None, 1  # a task per worker thread: numba's threads would oversubscribe
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
@@ -281,12 +281,13 @@ def _client(workers: int | None, scheduler: str | None, echo):
 def run_sweep(grid: Grid, out, workers: int | None = None, scheduler: str | None = None,
               serial: bool = False, shard_runner: Callable = runner.run_shard,
               progress: Callable | None = None, echo: Callable = print,
-              client=None) -> SweepOutcome:
+              client=None, numba_threads: int | None = None) -> SweepOutcome:
     """Compute the grid's points not yet in ``out`` and write the table (Parquet and CSV).
 
     ``serial`` runs everything in this process (no Dask); otherwise a LocalCluster of
     ``workers`` processes (default: one per core), the cluster at ``scheduler``, or ``client``
-    (an open ``distributed.Client``, e.g. a test's)."""
+    (an open ``distributed.Client``, e.g. a test's; ``numba_threads`` then sets each shard
+    task's numba threads, as one per worker on a LocalCluster of single-thread workers)."""
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise UserError(f"--workers must be a positive number of worker processes, found "
                         f"{workers}")
@@ -302,7 +303,7 @@ def run_sweep(grid: Grid, out, workers: int | None = None, scheduler: str | None
             run_serial(ctx, todo, store, shard_runner, progress, outcome)
         else:
             own = client is None
-            cluster, threads = None, None
+            cluster, threads = None, numba_threads
             if own:
                 client, cluster, threads = _client(workers, scheduler, echo)
             try:
