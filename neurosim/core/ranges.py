@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numba import njit
 
 from ..errors import UserError
 from .tsa import MIN_WEIGHT_BITS
 
-# Interval bounds are kept below this (int64 arithmetic without wrapping); a register that
-# needs more than 62 bits cannot fit any profile anyway.
-BOUND_LIMIT = 1 << 62
+# Interval bounds are kept below this (int64 arithmetic without wrapping, with room for one
+# doubling and one input); a register that needs more than 61 bits cannot fit any profile.
+BOUND_LIMIT = 1 << 60
 
 Extent = Callable[[int, int], tuple[int, int]]
 
@@ -95,8 +96,7 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
     monotone. The reset is not (``u = θ−1`` stays, ``u = θ`` becomes 0), so the value after it
     lies in ``[L, H]`` when no value reaches θ, in ``[L − θ, H − θ]`` when every value does,
     and otherwise in ``[min(L, 0), max(θ − 1, H − θ)]`` (a value that fired is ≥ 0, one that
-    did not is < θ). The
-    extent covers the values after the shift, after the integration and after the reset:
+    did not is < θ). The extent covers the values after the shift, after the integration and after the reset:
     every value a register is fitted at. With ``by_phase`` (and ``phases``) it also returns
     (K, 2) the extent after the integration in each phase of a period (phase coding's
     decision unit compares membranes of one step). Tight: the ends are reached by a neuron whose
@@ -106,34 +106,44 @@ def membrane_extent(zmax, zmin, steps: int, threshold: int | None = None, v0: in
     zmax, zmin = np.broadcast_arrays(np.asarray(zmax, np.int64), np.asarray(zmin, np.int64))
     # neurons with the same input range have the same extent (a conv's interior positions)
     pairs = np.unique(np.stack([zmax.reshape(-1), zmin.reshape(-1)], axis=1), axis=0)
-    zmax, zmin = pairs[:, 0], pairs[:, 1]
-    H = np.full(zmax.shape, v0, np.int64)
-    L = H.copy()
+    bottom, top, per_phase = _extent_kernel(pairs[:, 0].copy(), pairs[:, 1].copy(), int(steps),
+                                            -1 if threshold is None else int(threshold),
+                                            int(v0), int(phases), bool(nearest))
+    return (int(bottom), int(top), per_phase) if by_phase else (int(bottom), int(top))
+
+
+@njit(cache=True)
+def _extent_kernel(zmax, zmin, steps, threshold, v0, phases, nearest):
+    """``membrane_extent``'s interval iteration, one neuron at a time (a long T costs
+    nanoseconds per step, not a numpy call); ``threshold < 0``: no reset. Returns (bottom,
+    top, per-phase (K, 2) extents after the integration)."""
     top, bottom = max(v0, 0), min(v0, 0)
     per_phase = np.zeros((max(phases, 1), 2), np.int64)
-    for t in range(steps):
-        if phases:
-            if t % phases:
-                H, L = H << 1, L << 1
-            elif phases > 1:
-                add = (1 << (phases - 2)) if nearest else 0
-                H, L = (H + add) >> (phases - 1), (L + add) >> (phases - 1)
-            top, bottom = max(top, int(H.max(initial=0))), min(bottom, int(L.min(initial=0)))
-        H = np.minimum(H + zmax, BOUND_LIMIT)
-        L = np.maximum(L + zmin, -BOUND_LIMIT)
-        top, bottom = max(top, int(H.max(initial=0))), min(bottom, int(L.min(initial=0)))
-        if by_phase:
-            k = t % phases
-            per_phase[k] = (min(per_phase[k, 0], int(L.min(initial=0))),
-                            max(per_phase[k, 1], int(H.max(initial=0))))
-        if threshold is not None:
-            none_fire, all_fire = H < threshold, L >= threshold
-            H, L = (np.where(none_fire, H, np.where(all_fire, H - threshold,
-                                                    np.maximum(threshold - 1, H - threshold))),
-                    np.where(none_fire, L, np.where(all_fire, L - threshold, np.minimum(L, 0))))
-        if top >= BOUND_LIMIT or bottom <= -BOUND_LIMIT:
-            break  # beyond any register: the exact value no longer matters
-    return (bottom, top, per_phase) if by_phase else (bottom, top)
+    add = (1 << (phases - 2)) if nearest and phases > 1 else 0
+    for j in range(zmax.shape[0]):
+        a, b = zmax[j], zmin[j]
+        H, L = np.int64(v0), np.int64(v0)
+        for t in range(steps):
+            if phases:
+                if t % phases:
+                    H, L = H << 1, L << 1
+                elif phases > 1:
+                    H, L = (H + add) >> (phases - 1), (L + add) >> (phases - 1)
+                top, bottom = max(top, H), min(bottom, L)
+            H, L = min(H + a, BOUND_LIMIT), max(L + b, -BOUND_LIMIT)
+            top, bottom = max(top, H), min(bottom, L)
+            if phases:
+                k = t % phases
+                per_phase[k, 0] = min(per_phase[k, 0], L)
+                per_phase[k, 1] = max(per_phase[k, 1], H)
+            if threshold >= 0 and H >= threshold:
+                if L >= threshold:  # every value fires
+                    H, L = H - threshold, L - threshold
+                else:  # some fire (now ≥ 0), some do not (still < θ)
+                    H, L = max(threshold - 1, H - threshold), min(L, 0)
+            if H >= BOUND_LIMIT or L <= -BOUND_LIMIT:
+                break  # beyond any register: the exact value no longer matters
+    return bottom, top, per_phase
 
 
 # ---- choosing a layer's scale ----------------------------------------------------------------
