@@ -233,3 +233,24 @@ def test_bundled_grid_parses():
     assert {s for s, _ in grid.codings} == {"sws", "rate", "ttfs", "tsc", "phase"}
     assert grid.profiles == ["loihi_like", "asic_45nm", "truenorth_like"]
     assert Path(resolve_grid("codings_digits")).name == "codings_digits.yaml"
+
+
+def _always_die_on(point_key: str, *args, **kwargs):
+    if args[0] == point_key:
+        os._exit(1)
+    return runner.run_shard(*args, **kwargs)
+
+
+def test_a_shard_that_kills_every_worker_is_a_clear_error(tmp_path, client):
+    import cloudpickle
+
+    from neurosim.errors import UserError
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    grid = _grid(tmp_path, TINY.replace("shard_size: 7", "shard_size: 20"))
+    points = grid.points()
+    with pytest.raises(UserError, match="re-run the same command to resume"):
+        run_sweep(grid, tmp_path / "out", client=client,
+                  shard_runner=functools.partial(_always_die_on, points[1].key))
+    kept = {p.stem for p in (tmp_path / "out" / "points").glob("*.parquet")}
+    assert points[1].key not in kept

@@ -192,7 +192,7 @@ def _refusal(exc: BaseException) -> str | None:
 def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callable,
              progress: Callable | None, outcome: SweepOutcome, client,
              numba_threads: int | None) -> None:
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     run_id = uuid.uuid4().hex[:8]  # task keys of this run never meet an earlier run's
     numbers = itertools.count()
@@ -239,6 +239,12 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
         if f.status == "error":
             exc = f.exception()
             message = _refusal(exc)
+            if isinstance(exc, KilledWorker):
+                raise UserError(
+                    f"point {p.index} ({p.model}, {p.profile}, {p.coding}): a shard took down "
+                    f"every worker that ran it ({exc}); out of memory? The {outcome.computed} "
+                    f"points finished in this run are kept: re-run the same command to resume"
+                ) from None
             if message is None:
                 raise exc
             store.write_point(ctx.refused(p, message))
