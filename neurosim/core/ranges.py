@@ -291,6 +291,10 @@ def high_water_extra(net, peak: np.ndarray, overflowed: np.ndarray) -> dict:
       resolution, fractional bits excluded: the narrowest register with zero overflow on
       this data; None where a register overflowed (it needed more than it had);
     * ``state_bits_worst_case``: the same for the static worst case, what holds every input.
+
+    The engine samples the registers after each step, so a value held only within a step
+    (an IF membrane just before its reset, at most one threshold above what is stored) is
+    not in the high-water mark; the worst case covers it.
     """
     info = net.info
     resolution = 2.0 ** np.asarray(info.frac, np.float64)
