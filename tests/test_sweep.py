@@ -254,3 +254,19 @@ def test_a_shard_that_kills_every_worker_is_a_clear_error(tmp_path, client):
                   shard_runner=functools.partial(_always_die_on, points[1].key))
     kept = {p.stem for p in (tmp_path / "out" / "points").glob("*.parquet")}
     assert points[1].key not in kept
+
+
+def test_files_relative_to_the_grid_and_shown_as_given(tmp_path):
+    import shutil
+
+    from neurosim.hw.profile import bundled_dir
+
+    shutil.copy(bundled_dir() / "asic_45nm.yaml", tmp_path / "mine.yaml")
+    text = TINY.replace("profiles: [loihi_like]", "profiles: [mine.yaml]").replace(
+        "  rate: {T: 32}\n", "")
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    outcome = run_sweep(_grid(tmp_path, text), sub / "out", serial=True)
+    rows = _rows(outcome.table)
+    assert {r["profile"] for r in rows} == {"mine.yaml"} and len(rows) == 2
+    assert str(tmp_path) not in (sub / "out" / "sweep.csv").read_text()

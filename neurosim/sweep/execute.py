@@ -85,8 +85,7 @@ def load_context(grid: Grid) -> Context:
     profiles = {}
     for name in grid.profiles:
         try:
-            profiles[name] = load_profile(name if "/" not in name and not name.endswith(
-                (".yaml", ".yml")) else grid.data_path(name))
+            profiles[name] = load_profile(grid.profile_path(name))
         except UserError as exc:
             raise UserError(f"{grid.path}: profiles: {exc}") from None
     models = {}

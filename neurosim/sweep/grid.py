@@ -103,7 +103,14 @@ class Grid:
         return str(self.path.parent / model)
 
     def data_path(self, spec: str | None) -> str | None:
+        """The bundled digits splits as they are; a file relative to the grid file's folder."""
         if spec is None or spec.startswith("digits") or Path(spec).is_absolute():
+            return spec
+        return str(self.path.parent / spec)
+
+    def profile_path(self, spec: str) -> str:
+        """A bundled profile's name as is; a YAML file relative to the grid file's folder."""
+        if "/" not in spec and not spec.endswith((".yaml", ".yml")) or Path(spec).is_absolute():
             return spec
         return str(self.path.parent / spec)
 
