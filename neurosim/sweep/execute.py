@@ -120,6 +120,11 @@ class SweepOutcome:
     files: list[Path] = field(default_factory=list)
 
 
+def _label(outcome: SweepOutcome, todo: list) -> str:
+    """The progress bar's title: points finished; its count is shards."""
+    return f"{outcome.computed + outcome.refused}/{len(todo)} points, shards"
+
+
 # ---------------------------------------------------------------------------- serial
 class _Prepared:
     """Calibration, conversion and quantization, each once per distinct input."""
@@ -171,7 +176,7 @@ def run_serial(ctx: Context, todo: list[Point], store: Store, shard_runner: Call
             shards.append(shard_runner(p.key, k, a, b, x[a:b], p.scheme, snn, fixed, run_float))
             finished += 1
             if progress:
-                progress("sweep shards", finished, total)
+                progress(_label(outcome, todo), finished, total)
         flt, fx = runner.merge_shards(shards, ctx.edges(p))
         store.write_point(ctx.row(p, snn, fixed, flt, fx))
         outcome.computed += 1
@@ -231,7 +236,7 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
         p, _ = futures[f]
         finished += 1
         if progress:
-            progress("sweep shards", finished, total)
+            progress(_label(outcome, todo), finished, total)
         if p.key in closed:
             f.release()
             continue
@@ -385,6 +390,8 @@ def progress_bars() -> Callable | None:
         if "bar" not in bar:
             bar["bar"] = tqdm(total=total, desc=label, unit="shard", delay=2.0, file=sys.stderr,
                               leave=False, dynamic_ncols=True)
+        if bar["bar"].desc != label:
+            bar["bar"].set_description(label, refresh=False)
         bar["bar"].update(done - bar["bar"].n)
         if done >= total:
             bar.pop("bar").close()
