@@ -44,6 +44,7 @@ SCHEMA = {
         "static_power_w": (True, "sourced"),
         "timing": (True, "section"),
         "cores": (True, "section"),
+        "ann_baseline": (False, "section"),
     },
     "arithmetic": {
         "weight_bits": (True, "sourced"),
@@ -71,6 +72,17 @@ SCHEMA = {
         "bits_per_synapse": (False, "sourced"),
         "hop_energy_pj": (True, "sourced"),
         "hop_latency_ns": (True, "sourced"),
+        "mesh_rows": (False, "sourced"),
+        "mesh_cols": (False, "sourced"),
+        "cores_per_router": (False, "sourced"),
+        "gateable_static_fraction": (False, "sourced"),
+        "note": (False, "str"),
+    },
+    # the ANN priced on the profile's memory model (issue 11, item 5): how many MACs share one
+    # fetched weight and one read activation
+    "ann_baseline": {
+        "weight_reuse": (True, "sourced"),
+        "activation_reuse": (True, "sourced"),
         "note": (False, "str"),
     },
 }
@@ -139,6 +151,19 @@ class Cores:
     bits_per_synapse: int | None    # None: a stored synapse takes arithmetic.weight_bits bits
     hop_energy_pj: float
     hop_latency_ns: float
+    # (mesh_rows, mesh_cols, cores_per_router), or None when the profile gives no mesh (then no
+    # placement and no hops)
+    mesh: tuple[int, int, int] | None = None
+    # share of static_power_w that an unused core can power-gate away (None: no gating)
+    gateable_static_fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class AnnBaseline:
+    """MACs served by one weight fetch and by one activation read (>= 1)."""
+
+    weight_reuse: float
+    activation_reuse: float
 
 
 @dataclass(frozen=True)
@@ -153,6 +178,7 @@ class Profile:
     timing: Timing
     cores: Cores
     provenance: dict = field(default_factory=dict, compare=False)  # key path -> Sourced
+    ann_baseline: AnnBaseline | None = None
 
     def price(self, action: str) -> float:
         """pJ for one counted action (``spike_out_pos``/``_neg`` map to ``spike_out``)."""
@@ -184,7 +210,12 @@ class Profile:
             "cores": {"count": c.count, "neurons_per_core": c.neurons_per_core,
                       "synapse_memory_bits": c.synapse_memory_bits,
                       "bits_per_synapse": self.bits_per_synapse,
-                      "hop_energy_pj": c.hop_energy_pj, "hop_latency_ns": c.hop_latency_ns},
+                      "hop_energy_pj": c.hop_energy_pj, "hop_latency_ns": c.hop_latency_ns,
+                      "mesh": list(c.mesh) if c.mesh else None,
+                      "gateable_static_fraction": c.gateable_static_fraction},
+            "ann_baseline": None if self.ann_baseline is None else {
+                "weight_reuse": self.ann_baseline.weight_reuse,
+                "activation_reuse": self.ann_baseline.activation_reuse},
             "sources": [{"id": s.id, "reference": s.reference} for s in self.sources],
         }
 
@@ -350,6 +381,12 @@ SANE_LIMITS = (
     ("cores.bits_per_synapse.", 1e3, "bits"),
     ("cores.hop_energy_pj.", 1e6, "pJ"),
     ("cores.hop_latency_ns.", 1e9, "ns"),
+    ("cores.mesh_rows.", 1e5, "rows"),
+    ("cores.mesh_cols.", 1e5, "columns"),
+    ("cores.cores_per_router.", 1e4, "cores"),
+    ("cores.gateable_static_fraction.", 1, "(a fraction of the static power)"),
+    ("ann_baseline.weight_reuse.", 1e9, "MACs per weight fetch"),
+    ("ann_baseline.activation_reuse.", 1e9, "MACs per activation read"),
 )
 
 
@@ -535,7 +572,50 @@ def _validate(path: Path, doc) -> Profile:
         bits_per_synapse=bps,
         hop_energy_pj=c.sourced("cores.hop_energy_pj", co["hop_energy_pj"]).value,
         hop_latency_ns=c.sourced("cores.hop_latency_ns", co["hop_latency_ns"]).value,
+        mesh=_mesh(c, co),
+        gateable_static_fraction=(c.sourced("cores.gateable_static_fraction",
+                                            co["gateable_static_fraction"]).value
+                                  if "gateable_static_fraction" in co else None),
     )
+    if cores.mesh is not None:
+        rows, cols, per = cores.mesh
+        if rows * cols * per != cores.count:
+            c.fail("cores.mesh_rows", f"mesh_rows x mesh_cols x cores_per_router = cores.count "
+                   f"({cores.count})", _Said(f"{rows} x {cols} x {per} = {rows * cols * per}"))
+    ann = None
+    if "ann_baseline" in doc:
+        ab = c.mapping("ann_baseline", doc["ann_baseline"])
+        c.keys("ann_baseline", ab, *_section_keys("ann_baseline"))
+        if "note" in ab:
+            c.text("ann_baseline.note", ab["note"])
+        reuse = {}
+        for k in ("weight_reuse", "activation_reuse"):
+            v = c.sourced(f"ann_baseline.{k}", ab[k]).value
+            if v < 1:
+                c.fail(f"ann_baseline.{k}.value", "a number >= 1 (MACs served per memory access)", v)
+            reuse[k] = v
+        ann = AnnBaseline(**reuse)
     return Profile(name=name, path=path, description=description, sources=tuple(sources),
                    arithmetic=arith, energy_pj=energy, static_power_w=static, timing=timing,
-                   cores=cores, provenance=dict(c.provenance))
+                   cores=cores, provenance=dict(c.provenance), ann_baseline=ann)
+
+
+def _mesh(c: "_Checker", co: dict) -> tuple[int, int, int] | None:
+    """(rows, cols, cores per router) of the core mesh; rows and cols come together."""
+    have = [k for k in ("mesh_rows", "mesh_cols") if k in co]
+    if not have:
+        if "cores_per_router" in co:
+            c.fail("cores.mesh_rows", "mesh_rows and mesh_cols with cores_per_router",
+                   _Said("no such key"))
+        return None
+    if len(have) == 1:
+        missing = "mesh_cols" if have == ["mesh_rows"] else "mesh_rows"
+        c.fail(f"cores.{missing}", f"this key to be present (cores.{have[0]} is given)",
+               _Said("no such key"))
+    rows = c.integer("cores.mesh_rows", c.sourced("cores.mesh_rows", co["mesh_rows"]), 1)
+    cols = c.integer("cores.mesh_cols", c.sourced("cores.mesh_cols", co["mesh_cols"]), 1)
+    per = 1
+    if "cores_per_router" in co:
+        per = c.integer("cores.cores_per_router",
+                        c.sourced("cores.cores_per_router", co["cores_per_router"]), 1)
+    return rows, cols, per

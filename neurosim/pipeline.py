@@ -1,0 +1,352 @@
+"""The chip as a pipeline: latency, throughput and static energy out of a SimPy model (DESIGN §6).
+
+Interface (plain data in, plain data out)::
+
+    from neurosim.pipeline import simulate_pipeline, PipelineResult
+
+    result = simulate_pipeline(
+        counts,            # neurosim.counts.Counts of a fixed-point run (per layer × step)
+        profile,           # a loaded neurosim.hw.profile.Profile
+        layer_cores,       # [(layer name, cores), ...] for every layer of ``counts``, in order
+        edges,             # [(source layer, target layer, delay steps), ...]
+        steps_per_frame,   # the scheme's frame interval (Scheme.timing(snn)[1])
+        placement=None,    # neurosim.hw.placement.Placement; default: place() on the profile
+        max_intervals=5000 # cap on the Gantt intervals kept
+    ) -> PipelineResult
+
+``pipeline_for_run(result, profile, mapping, network, steps_per_frame)`` builds those
+arguments from a ``SimResult``, a ``neurosim.hw.mapping.Mapping`` and the scheme's
+``EventNetwork`` (its ``names``, ``p_src``, ``p_dst``, ``p_delay``).
+
+``PipelineResult`` fields: ``latency_steps`` and ``latency_s`` of one frame in steady state,
+``throughput_fps`` (sustained), ``frame_interval_steps`` (steps between frame completions),
+``bottleneck`` (layer with the highest core utilisation), ``utilisation`` {core label:
+busy fraction in steady state}, ``layer_busy_ns`` {layer: ns its cores work on one frame},
+``static_pj_per_frame`` (static power × steady-state time per frame), ``static_pj_per_frame_gated``
+(idle cores power-gated, when the profile declares ``cores.gateable_static_fraction``, else None),
+``serial_latency_s`` (one frame with every layer's work of a step serial on one core: the
+first-order upper bound), ``hops`` (int64 (layers, steps), summed over the batch, as the counts),
+``hops_per_frame`` {layer: mean hops per frame}, ``intervals`` [(core, layer, frame, step,
+start_ns, end_ns)], ``intervals_truncated``, ``frames_simulated``, ``sync``. ``to_dict()`` is
+JSON-ready (without the intervals).
+
+The model
+---------
+Frames enter one every ``steps_per_frame`` steps: frame f's step t is the chip's global step
+g = f·P + t (P = steps_per_frame), so several frames are in flight at once, each layer working
+on whichever frames have work for it at g. A frame's steps are those of the simulated run
+(``counts.n_steps``); the work of layer l in a frame's step t is the mean over the batch of
+``counts[l, t, a] × time_ns(a)`` summed over actions (a layer with more spikes is slower),
+split evenly over the layer's k cores. Every core is a SimPy process that for each global step
+
+1. waits for the step to open: ``barrier`` — every core's previous step done plus
+   ``barrier_ns``; ``dataflow`` — its own previous step done;
+2. waits for the spikes of that step from each core of each source layer (a projection with
+   ``delay`` d waits for step g−d), each arriving ``h × hop_latency_ns`` after the source core
+   finished (h = hops between the two cores; a step's completion message travels even when it
+   carries no spike, so a receiver knows the step is over);
+3. works for its share of the step's counted work, then sends its events.
+
+``timing.min_step_ns`` is a tick: with ``barrier`` a step lasts at least that long; with
+``dataflow`` a core's step ends no earlier than its previous step's end plus the tick. So a
+``dataflow`` frame is never slower than a ``barrier`` one (each of its events happens no later).
+
+A frame's latency runs from the start of its first step (the earliest core) to the end of its
+last step that has counted work in any layer (the latest core); ``latency_steps`` is the number
+of that last step (with unit cost per step, ``latency_s`` is ``latency_steps`` ticks). Enough frames are simulated for one frame in the middle to be surrounded by frames
+before and after it for its whole lifetime (steady state: every step it lives through holds the
+same mix of frames as any later one); its latency and the time between its completion and the
+next one's are reported. Utilisation = a core's busy time over that steady-state interval.
+
+Assumptions (stated, not published figures): the per-step work of every frame is the batch's
+mean per step (Counts keeps per-(layer, step) sums, not per-image ones); a layer's work splits
+evenly over its cores; spike messages are pipelined through the mesh (latency h × hop latency,
+no link contention); a layer absent from the mapping (the input encoder) takes one core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from neurosim.counts import ACTION_INDEX, Counts
+from neurosim.energy import PJ_PER_J, time_vector_ns
+from neurosim.hw.placement import Placement, hop_counts, place
+
+# a huge run (rate T = 1e5) would need millions of SimPy events: the number of frames is
+# reduced (never below 3) so that cores × global steps stays under this budget
+CORE_STEP_BUDGET = 400_000
+MAX_INTERVALS = 5000
+
+
+@dataclass
+class PipelineResult:
+    sync: str
+    latency_steps: int
+    latency_s: float
+    throughput_fps: float | None
+    frame_interval_steps: int
+    frame_interval_s: float
+    bottleneck: str | None
+    utilisation: dict
+    layer_busy_ns: dict
+    static_pj_per_frame: float
+    static_pj_per_frame_gated: float | None
+    serial_latency_s: float
+    serial_static_pj_per_frame: float
+    hops: np.ndarray
+    hops_per_frame: dict
+    frames_simulated: int
+    cores_used: int
+    intervals: list = field(default_factory=list)
+    intervals_truncated: bool = False
+
+    def to_dict(self) -> dict:
+        return {"sync": self.sync, "latency_steps": self.latency_steps,
+                "latency_s": self.latency_s, "throughput_fps": self.throughput_fps,
+                "frame_interval_steps": self.frame_interval_steps,
+                "frame_interval_s": self.frame_interval_s, "bottleneck": self.bottleneck,
+                "utilisation": dict(self.utilisation), "layer_busy_ns": dict(self.layer_busy_ns),
+                "static_pj_per_frame": self.static_pj_per_frame,
+                "static_pj_per_frame_gated": self.static_pj_per_frame_gated,
+                "serial_latency_s": self.serial_latency_s,
+                "serial_static_pj_per_frame": self.serial_static_pj_per_frame,
+                "hops_per_frame": dict(self.hops_per_frame),
+                "frames_simulated": self.frames_simulated, "cores_used": self.cores_used,
+                "intervals_kept": len(self.intervals),
+                "intervals_truncated": self.intervals_truncated}
+
+
+def layer_step_ns(counts: Counts, profile) -> np.ndarray:
+    """(layers, steps) ns of counted work of one frame (batch mean), before splitting."""
+    if counts.n_steps == 0 or not counts.layers:
+        return np.zeros((len(counts.layers), counts.n_steps))
+    per_image = counts.data.astype(np.float64) / (counts.images or 1)
+    return per_image @ time_vector_ns(profile)
+
+
+def serial_latency_ns(counts: Counts, profile) -> float:
+    """One frame with each step's work of every layer serial on one core, plus the barrier
+    (or tick): the first-order upper bound the pipeline replaces."""
+    t = profile.timing
+    work = layer_step_ns(counts, profile).sum(axis=0)
+    barrier = t.barrier_ns if t.sync == "barrier" else 0.0
+    return float(np.maximum(work + barrier, t.min_step_ns).sum())
+
+
+def _frames_to_simulate(frame_steps: int, period: int, cores: int) -> tuple[int, int]:
+    """(frames, the steady-state frame index): the measured frame must see frames before it
+    for its whole life and frames entering during its whole life."""
+    overlap = math.ceil(frame_steps / period)
+    frames = 2 * overlap + 2
+    while frames > 3 and ((frames - 1) * period + frame_steps) * cores > CORE_STEP_BUDGET:
+        frames -= 1
+    return frames, min(overlap, frames - 2)
+
+
+def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_frame: int,
+                      placement: Placement | None = None,
+                      max_intervals: int = MAX_INTERVALS) -> PipelineResult:
+    """Latency, throughput, utilisation and static energy of ``counts`` streamed through the
+    chip (see the module docstring)."""
+    names = list(counts.layers)
+    cores_of = dict((str(n), int(k)) for n, k in layer_cores)
+    missing = [n for n in names if n not in cores_of]
+    if missing:
+        raise ValueError(f"simulate_pipeline: no core count for layers {missing}")
+    period = int(steps_per_frame)
+    if period < 1:
+        raise ValueError(f"simulate_pipeline: steps_per_frame must be >= 1, got {period}")
+    timing = profile.timing
+    if placement is None:
+        placement = place([(n, cores_of[n]) for n in names], profile)
+    hop_ns = profile.cores.hop_latency_ns
+
+    # one frame's work per layer and step, and the frame's span (its last step with work)
+    per_layer = layer_step_ns(counts, profile)
+    active = counts.data.sum(axis=2) > 0
+    steps_with_work = np.nonzero(active.any(axis=0))[0]
+    frame_steps = int(steps_with_work[-1]) + 1 if len(steps_with_work) else max(counts.n_steps, 1)
+    per_layer = per_layer[:, :frame_steps] if per_layer.shape[1] >= frame_steps else \
+        np.pad(per_layer, ((0, 0), (0, frame_steps - per_layer.shape[1])))
+
+    # cores: (layer index, core index within the layer)
+    core_layer = [li for li, n in enumerate(names) for _ in range(cores_of[n])]
+    first_core = np.cumsum([0] + [cores_of[n] for n in names])
+    n_cores = len(core_layer)
+    frames, measured = _frames_to_simulate(frame_steps, period, n_cores)
+    total_steps = (frames - 1) * period + frame_steps
+    active = active[:, :frame_steps]
+
+    share = np.array([1.0 / cores_of[n] for n in names])
+    layer_active = active[:, :frame_steps] if active.shape[1] >= frame_steps else \
+        np.pad(active, ((0, 0), (0, frame_steps - active.shape[1])))
+
+    # incoming (source core, delay, hop latency) per core
+    index = {n: i for i, n in enumerate(names)}
+    incoming: list[list[tuple[int, int, float]]] = [[] for _ in range(n_cores)]
+    for src, dst, delay in edges:
+        if src not in index or dst not in index:
+            continue
+        si, di = index[src], index[dst]
+        hops = placement.hop_matrix(src, dst) if placement is not None else \
+            np.zeros((cores_of[src], cores_of[dst]), np.int64)
+        for a in range(cores_of[src]):
+            for b in range(cores_of[dst]):
+                incoming[first_core[di] + b].append(
+                    (first_core[si] + a, int(delay), float(hops[a, b]) * hop_ns))
+
+    def frames_at(g):
+        """(frame, local step) pairs in flight at global step g, oldest frame first."""
+        lo = max(0, (g - frame_steps) // period + 1)
+        return [(f, g - f * period) for f in range(lo, min(frames - 1, g // period) + 1)]
+
+    # an item is one core's work on one frame in one step; only steps where the core's layer
+    # has counted work (its window) are items, and only they are waited for: a layer outside
+    # its window sends nothing (the windows are fixed by the scheme's timing)
+    env = simpy.Environment()
+    item_done: dict = {}
+    item_finish: dict = {}
+    start = np.zeros((n_cores, total_steps))      # first item of the step (or step open)
+    finish = np.zeros((n_cores, total_steps))     # last item done
+    busy = np.zeros((n_cores, total_steps))
+    end = np.zeros((n_cores, total_steps))        # the step is over for this core
+    step_done = [[env.event() for _ in range(total_steps)] for _ in range(n_cores)]
+    barrier = timing.sync == "barrier"
+    step_open = [env.event() for _ in range(total_steps + 1)] if barrier else None
+    tick = timing.min_step_ns
+    spans: list = []  # (core, frame, local step, start, finish) for the Gantt picture
+
+    for c in range(n_cores):
+        li = core_layer[c]
+        for g in range(total_steps):
+            for f, t in frames_at(g):
+                if layer_active[li, t]:
+                    item_done[c, f, t] = env.event()
+
+    def core(c):
+        li = core_layer[c]
+        prev_end = 0.0
+        for g in range(total_steps):
+            if barrier:
+                yield step_open[g]
+            else:
+                # dataflow: the step opens when this core's previous step is over
+                if prev_end > env.now:
+                    yield env.timeout(prev_end - env.now)
+            start[c, g] = env.now
+            for f, t in frames_at(g):
+                if not layer_active[li, t]:
+                    continue
+                deps = [(u, f, t - d, h) for u, d, h in incoming[c]
+                        if t - d >= 0 and (u, f, t - d) in item_done]
+                if deps:
+                    yield simpy.AllOf(env, [item_done[u, ff, tt] for u, ff, tt, _ in deps])
+                    ready = max(item_finish[u, ff, tt] + h for u, ff, tt, h in deps)
+                    if ready > env.now:
+                        yield env.timeout(ready - env.now)
+                t0 = env.now
+                w = per_layer[li, t] * share[li]
+                if w > 0:
+                    yield env.timeout(w)
+                busy[c, g] += env.now - t0
+                item_finish[c, f, t] = env.now
+                item_done[c, f, t].succeed()
+                spans.append((c, f, t, t0, env.now))
+            finish[c, g] = env.now
+            prev_end = env.now if barrier else max(env.now, prev_end + tick)
+            end[c, g] = prev_end
+            step_done[c][g].succeed()
+
+    def clock():
+        opened = 0.0
+        step_open[0].succeed()
+        for g in range(total_steps):
+            yield simpy.AllOf(env, [step_done[c][g] for c in range(n_cores)])
+            close = max(env.now + timing.barrier_ns, opened + tick)
+            if close > env.now:
+                yield env.timeout(close - env.now)
+            end[:, g] = env.now
+            opened = env.now
+            step_open[g + 1].succeed()
+
+    for c in range(n_cores):
+        env.process(core(c))
+    if barrier:
+        env.process(clock())
+    env.run()
+
+    def frame_span(f):
+        g0, g1 = f * period, f * period + frame_steps - 1
+        return float(start[:, g0].min()), float(end[:, g1].max())
+
+    entry, done_at = frame_span(measured)
+    _, next_done = frame_span(measured + 1)
+    latency_ns = done_at - entry
+    interval_ns = next_done - done_at
+    # steady state: the global steps between the measured frame's completion and the next one's
+    g_lo, g_hi = measured * period + frame_steps, (measured + 1) * period + frame_steps
+    core_busy = busy[:, g_lo:g_hi].sum(axis=1)
+    util = core_busy / interval_ns if interval_ns > 0 else np.zeros(n_cores)
+    labels = [f"{names[core_layer[c]]}#{c - first_core[core_layer[c]]}" for c in range(n_cores)]
+    by_layer_util = {n: float(util[first_core[i]:first_core[i + 1]].max())
+                     for i, n in enumerate(names)}
+    bottleneck = max(by_layer_util, key=by_layer_util.get) if any(
+        v > 0 for v in by_layer_util.values()) else None
+
+    static_w = profile.static_power_w
+    static_pj = static_w * interval_ns * 1e-9 * PJ_PER_J
+    gated = None
+    frac = profile.cores.gateable_static_fraction
+    if frac is not None:
+        unused = max(profile.cores.count - n_cores, 0) / profile.cores.count
+        gated = static_pj * (1.0 - frac * unused)
+    serial_ns = serial_latency_ns(counts, profile)
+
+    spikes = (counts.data[:, :, ACTION_INDEX["spike_out_pos"]]
+              + counts.data[:, :, ACTION_INDEX["spike_out_neg"]])
+    hops = hop_counts(placement, [(s, d) for s, d, _ in edges],
+                      {n: spikes[i] for i, n in enumerate(names)})
+    per_frame = counts.images or 1
+    spans.sort(key=lambda x: (x[3], x[0]))
+    truncated = len(spans) > max_intervals
+    intervals = [(labels[c], names[core_layer[c]], f, t + 1, t0, t1)
+                 for c, f, t, t0, t1 in spans[:max_intervals]]
+    return PipelineResult(
+        sync=timing.sync,
+        latency_steps=frame_steps,
+        latency_s=latency_ns * 1e-9,
+        throughput_fps=(1e9 / interval_ns) if interval_ns > 0 else None,
+        frame_interval_steps=period,
+        frame_interval_s=interval_ns * 1e-9,
+        bottleneck=bottleneck,
+        utilisation={labels[c]: float(util[c]) for c in range(n_cores)},
+        layer_busy_ns={n: float(per_layer[i].sum()) for i, n in enumerate(names)},
+        static_pj_per_frame=static_pj,
+        static_pj_per_frame_gated=gated,
+        serial_latency_s=serial_ns * 1e-9,
+        serial_static_pj_per_frame=static_w * serial_ns * 1e-9 * PJ_PER_J,
+        hops=hops,
+        hops_per_frame={n: float(hops[i].sum()) / per_frame for i, n in enumerate(names)},
+        frames_simulated=frames,
+        cores_used=n_cores,
+        intervals=intervals,
+        intervals_truncated=truncated,
+    )
+
+
+def pipeline_for_run(sim_result, profile, mapping, network, steps_per_frame: int,
+                     max_intervals: int = MAX_INTERVALS) -> PipelineResult:
+    """``simulate_pipeline`` for one fixed-point run: cores from ``mapping`` (a layer it does
+    not hold, the input encoder, gets one core), edges from the scheme's ``EventNetwork``."""
+    counts = sim_result.counts
+    mapped = {lm.name: lm.cores for lm in mapping.layers} if mapping is not None else {}
+    layer_cores = [(n, max(1, int(mapped.get(n, 1)))) for n in counts.layers]
+    names = list(network.names)
+    edges = [(names[int(s)], names[int(d)], int(dl))
+             for s, d, dl in zip(network.p_src, network.p_dst, network.p_delay)]
+    return simulate_pipeline(counts, profile, layer_cores, edges, steps_per_frame,
+                             max_intervals=max_intervals)
