@@ -160,9 +160,11 @@ def test_merge_counts_each_shard_once():
         runner.merge_shards(parts[:2], edges)
 
 
-def test_refused_point_is_a_row_and_the_rest_run(tmp_path):
+@pytest.mark.parametrize("on_dask", [False, True])
+def test_refused_point_is_a_row_and_the_rest_run(tmp_path, request, on_dask):
     grid = _grid(tmp_path, TINY.replace("Tc: [4, 6]", "Tc: [4, 20]"))
-    outcome = run_sweep(grid, tmp_path / "out", serial=True)
+    where = {"client": request.getfixturevalue("client")} if on_dask else {"serial": True}
+    outcome = run_sweep(grid, tmp_path / "out", **where)
     rows = _rows(outcome.table)
     assert [r["status"] for r in rows] == ["ok", "refused", "ok"]
     assert "state" in rows[1]["message"] and rows[1]["accuracy_fixed"] is None

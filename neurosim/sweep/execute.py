@@ -162,11 +162,9 @@ def run_serial(ctx: Context, todo: list[Point], store: Store, shard_runner: Call
     finished = 0
     run_float = ctx.grid.precision == "both"
     for p in todo:
-        try:
-            snn = prepared.snn(p)
-            fixed = prepared.quantized(p)
-        except UserError as exc:
-            store.write_point(ctx.refused(p, str(exc)))
+        snn, fixed = prepared.snn(p), prepared.quantized(p)
+        if isinstance(fixed, runner.Refused):
+            store.write_point(ctx.refused(p, fixed.message))
             outcome.refused += 1
             finished += len(ctx.edges(p))
             continue
@@ -186,11 +184,6 @@ def run_serial(ctx: Context, todo: list[Point], store: Store, shard_runner: Call
 def _hold(value):
     """A task that returns its argument: a value the scheduler can recompute if lost."""
     return value
-
-
-def _refusal(exc: BaseException) -> str | None:
-    """The message of a user error raised in a task (a refused point), else None."""
-    return str(exc) if isinstance(exc, UserError) else None
 
 
 def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callable,
@@ -242,21 +235,21 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
             continue
         if f.status == "error":
             exc = f.exception()
-            message = _refusal(exc)
             if isinstance(exc, KilledWorker):
                 raise UserError(
                     f"point {p.index} ({p.model}, {p.profile}, {p.coding}): a shard took down "
                     f"every worker that ran it ({exc}); out of memory? The {outcome.computed} "
                     f"points finished in this run are kept: re-run the same command to resume"
                 ) from None
-            if message is None:
-                raise exc
-            store.write_point(ctx.refused(p, message))
+            raise exc  # a bug: a user error is a Refused value, not an exception
+        shard = f.result()
+        f.release()
+        if shard.refused is not None:
+            store.write_point(ctx.refused(p, shard.refused))
             outcome.refused += 1
             closed.add(p.key)
             continue
-        by_point[p.key].append(f.result())
-        f.release()
+        by_point[p.key].append(shard)
         if len(by_point[p.key]) == len(ctx.edges(p)):
             skey = (p.model, p.scheme, p.params)
             snn, fx_net = client.gather([snns[skey], fixed[skey + (ctx.arithmetic(p),)]])
@@ -282,7 +275,7 @@ def _client(workers: int | None, scheduler: str | None, echo):
         return client, None, 1  # a task per worker thread: numba's threads would oversubscribe
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.CRITICAL)
     client = Client(cluster)
     echo(f"dask: local cluster of {n} worker processes; dashboard {client.dashboard_link}")
     return client, cluster, 1
@@ -342,10 +335,9 @@ def estimate(grid: Grid, probe_images: int = 8, echo: Callable = print) -> dict:
         key = (p.model, p.scheme, p.params)
         if key in per_image:
             continue
-        try:
-            fixed = prepared.quantized(p)
-        except UserError as exc:
-            per_image[key] = str(exc)
+        fixed = prepared.quantized(p)
+        if isinstance(fixed, runner.Refused):
+            per_image[key] = fixed.message
             continue
         x = ctx.models[p.model].data.x[:probe_images]
         res = runner.run_shard(p.key, 0, 0, len(x), x, p.scheme, None, fixed, False)

@@ -14,7 +14,9 @@ loop and the Dask executor submits them as tasks (``execute.py``):
   (the engine simulates every image independently).
 
 A refused point (a register range that does not fit the profile's ``state_bits``) is a
-UserError from ``quantize``; the executor records it as a row with ``status = refused``.
+:class:`Refused` value from ``convert`` or ``quantize`` (their UserError's message), handed on
+to the shards like a network, so a Dask task never fails for it; the executor records it as a
+row with ``status = refused``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..counts import ACTION_INDEX, ACTIONS
+from ..errors import UserError
 from ..results import SimResult
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a point cannot run: the UserError's message, as a value."""
+
+    message: str
 
 
 @dataclass
@@ -38,6 +48,7 @@ class ShardResult:
     stop: int
     float_result: SimResult | None
     fixed_result: SimResult | None
+    refused: str | None = None    # the point's Refused message; no results then
 
 
 def calibrate_scales(graph, calib_x: np.ndarray, percentile: float):
@@ -49,7 +60,10 @@ def calibrate_scales(graph, calib_x: np.ndarray, percentile: float):
 def convert(graph, calib_x: np.ndarray, scheme_name: str, params: dict, scales):
     from ..schemes import get_scheme
 
-    return get_scheme(scheme_name).build(graph, calib_x, dict(params), scales=scales)
+    try:
+        return get_scheme(scheme_name).build(graph, calib_x, dict(params), scales=scales)
+    except UserError as exc:
+        return Refused(str(exc))
 
 
 def profile_arithmetic(profile, overrides: tuple, allow_overflow: bool):
@@ -61,7 +75,12 @@ def profile_arithmetic(profile, overrides: tuple, allow_overflow: bool):
 def quantize(snn, scheme_name: str, arithmetic):
     from ..schemes import get_scheme
 
-    return get_scheme(scheme_name).quantize(snn, arithmetic)
+    if isinstance(snn, Refused):
+        return snn
+    try:
+        return get_scheme(scheme_name).quantize(snn, arithmetic)
+    except UserError as exc:
+        return Refused(str(exc))
 
 
 def _slim(result: SimResult | None) -> SimResult | None:
@@ -82,6 +101,8 @@ def run_shard(point_key: str, shard: int, start: int, stop: int, x: np.ndarray,
         import numba
 
         numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
+    if isinstance(fixed, Refused):
+        return ShardResult(point_key, shard, start, stop, None, None, fixed.message)
     scheme = get_scheme(scheme_name)
     flt = scheme.simulate(snn, x) if run_float else None
     fx = scheme.simulate_fixed(fixed, x) if fixed is not None else None
