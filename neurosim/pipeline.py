@@ -47,6 +47,11 @@ split evenly over the layer's k cores. Every core is a SimPy process that for ea
    carries no spike, so a receiver knows the step is over);
 3. works for its share of the step's counted work, then sends its events.
 
+Admission: with ``barrier`` a frame enters at its global step; with ``dataflow`` frame f's first
+step (global step f·P) starts on every core once all cores have finished the steps before it (a
+frame-level handshake at no cost; without it the input layer would run ahead of the bottleneck
+and frames would queue without bound). Between admissions the cores run free.
+
 ``timing.min_step_ns`` is a tick: with ``barrier`` a step lasts at least that long; with
 ``dataflow`` a core's step ends no earlier than its previous step's end plus the tick. So a
 ``dataflow`` frame is never slower than a ``barrier`` one (each of its events happens no later).
@@ -234,7 +239,10 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
             if barrier:
                 yield step_open[g]
             else:
-                # dataflow: the step opens when this core's previous step is over
+                # dataflow: the step opens when this core's previous step is over; a frame's
+                # first step also waits for the admission handshake
+                if g in frame_gate:
+                    yield frame_gate[g]
                 if prev_end > env.now:
                     yield env.timeout(prev_end - env.now)
             start[c, g] = env.now
@@ -273,10 +281,19 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
             opened = env.now
             step_open[g + 1].succeed()
 
+    # dataflow admission: frame f enters (global step f·P) once every core has finished the
+    # steps before it; without it the input layer would run ahead of the bottleneck and frames
+    # would queue without bound
+    frame_gate = {} if barrier else {f * period: env.event() for f in range(1, frames)}
+
+    def admit():
+        for g in sorted(frame_gate):
+            yield simpy.AllOf(env, [step_done[c][g - 1] for c in range(n_cores)])
+            frame_gate[g].succeed()
+
     for c in range(n_cores):
         env.process(core(c))
-    if barrier:
-        env.process(clock())
+    env.process(clock() if barrier else admit())
     env.run()
 
     def frame_span(f):
