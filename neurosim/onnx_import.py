@@ -307,6 +307,9 @@ class _Converter:
             src = self.nodes[x.inputs[0]]
             while src.op == "reshape":
                 src = self.nodes[src.inputs[0]]
+            if self._non_negative(src):  # a flattened ReLU output: this ReLU changes nothing
+                self.alias[n.output[0]] = x.name
+                return
             relu = self.insert(Relu(n.name, (src.name,), src.shape))
             self.add(n, Reshape(n.name + "/reshape", (relu,), x.shape))
             return

@@ -268,6 +268,11 @@ def test_relu_after_flatten_keeps_the_conv_shape(tmp_path):
         helper.make_node("Relu", ["f"], ["h"], name="relu")], 4 * 8 * 8))
     hidden = [p for p in populations(g) if p.kind == "hidden"]
     assert [(p.name, p.shape) for p in hidden] == [("relu", (4, 8, 8))]
+    g2 = _digits_net(tmp_path, lambda: ([  # a ReLU after a flattened ReLU changes nothing
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+        helper.make_node("Relu", ["f"], ["h"], name="relu2")], 4 * 8 * 8))
+    assert [p.name for p in populations(g2) if p.kind == "hidden"] == ["relu"]
     _normal_forms_exact(g)
     assert main(["run", str(tmp_path / "m.onnx"), "--limit", "3", "--precision", "both",
                  "--coding", "sws", "--coding", "ttfs:T=8"]) == 0
