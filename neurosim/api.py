@@ -262,15 +262,23 @@ class Result:
 
 
 # ------------------------------------------------------------------------ timing of a run
-def run_timing(run: dict, sim_result, profile) -> dict:
-    """Latency (s), sustained throughput (frames/s) and pipeline intervals of one run.
+def run_timing(run: dict, sim_result, profile, mapping, network) -> dict:
+    """Latency (s), sustained throughput (frames/s) and the busy intervals of the cores for
+    one run, from the SimPy pipeline model (``neurosim.pipeline``) fed with the run's real
+    counts, its network's projections and the profile's core mapping.
 
-    Until the SimPy pipeline model lands this passes on the run entry's first-order run time
-    (every layer serial on one core) and has no throughput and no intervals; it is the one
-    place where the pipeline's results come in.
-    """
-    return {"latency_s": run.get("latency_s"), "throughput_fps": run.get("throughput_fps"),
-            "gantt": None}
+    A float-only run has no counted work: no timing. When ``run`` already carries a
+    ``pipeline`` block (the simulation wired it in), that one is used and not run again."""
+    if network is None or run.get("energy_pj") is None:
+        return {"latency_s": run.get("latency_s"), "throughput_fps": run.get("throughput_fps"),
+                "pipeline": run.get("pipeline"), "gantt": None}
+    from .pipeline import pipeline_for_run
+
+    pipe = pipeline_for_run(sim_result, profile, mapping, network, int(run["steps_per_frame"]))
+    gantt = [(core, frame, start_ns * 1e-9, end_ns * 1e-9)
+             for core, _layer, frame, _step, start_ns, end_ns in pipe.intervals]
+    return {"latency_s": pipe.latency_s, "throughput_fps": pipe.throughput_fps,
+            "pipeline": run.get("pipeline") or pipe.to_dict(), "gantt": gantt}
 
 
 def _trace(run: dict, sim_result) -> CodingTrace:
@@ -327,17 +335,22 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
         for profile, shown in zip(inputs.profiles, inputs.profile_paths):
             traces: list[CodingTrace] = []
 
-            def keep(run_entry, sim_result, _traces=traces, _profile=profile):
-                timing = run_timing(run_entry, sim_result, _profile)
+            mapping = map_layers(sizes, profile)
+
+            def keep(run_entry, sim_result, network, _traces=traces, _profile=profile,
+                     _mapping=mapping):
+                timing = run_timing(run_entry, sim_result, _profile, _mapping, network)
                 run_entry["latency_s"] = timing["latency_s"]
                 run_entry["throughput_fps"] = timing["throughput_fps"]
+                if timing["pipeline"] is not None:
+                    run_entry["pipeline"] = timing["pipeline"]
                 trace = _trace(run_entry, sim_result)
                 trace.gantt = timing["gantt"]
                 _traces.append(trace)
 
             runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
                                progress=progress, seed=seed, on_result=keep)
-            result.profiles.append(ProfileResult(profile, shown, map_layers(sizes, profile),
+            result.profiles.append(ProfileResult(profile, shown, mapping,
                                                  ann_energy(macs, profile), runs, traces))
     finally:
         if bars is not None:

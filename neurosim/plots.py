@@ -170,6 +170,7 @@ def _gantt(result, path: Path) -> Path | None:
             ax.barh(row[core], (end - start) * 1e6, left=start * 1e6, color=cmap(int(frame) % 10),
                     height=0.8)
         ax.set_yticks(range(len(cores)), [str(c) for c in cores], fontsize=6)
+        ax.invert_yaxis()  # the input's cores on top, the readout's at the bottom
         ax.set_title(f"{t.coding}: busy cores (colour = frame)", fontsize=9)
         ax.set_xlabel("µs")
     fig.tight_layout()

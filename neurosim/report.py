@@ -227,9 +227,9 @@ def _ratio(a, b) -> str:
     return "-" if a is None or not b else f"{a / b:,.1f}×"
 
 
-def _md_table(rows, headers) -> str:
-    """A Markdown pipe table, as narrow as its cells allow; the first column left-aligned,
-    the others (numbers) right-aligned."""
+def md_table(rows, headers, left: int = 1) -> str:
+    """A Markdown pipe table, as narrow as its cells allow; the first ``left`` columns
+    left-aligned, the others (numbers) right-aligned."""
     keep = [i for i in range(len(headers))
             if i == 0 or not rows or any(str(r[i]) != "-" for r in rows)]  # drop empty columns
     headers = [headers[i] for i in keep]
@@ -238,10 +238,10 @@ def _md_table(rows, headers) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row):
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
                                  for i, (c, w) in enumerate(zip(row, widths))) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":")
+    rule = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":")
                           for i, w in enumerate(widths)) + "|"
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
@@ -254,7 +254,7 @@ def _acc_text(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def _seconds(v) -> str:
+def format_seconds(v) -> str:
     if v is None:
         return "-"
     for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
@@ -269,7 +269,7 @@ def _latency_steps(run) -> str:
     return str(run["latency_steps"]) if mean is None else f"~{mean:.1f}"
 
 
-def _wrap_md(lines: list[str]) -> list[str]:
+def wrap_md(lines: list[str]) -> list[str]:
     """Prose and bullets wrapped at 100 columns; tables and headings left as they are."""
     import textwrap
 
@@ -308,7 +308,7 @@ def format_markdown(result, figures=()) -> str:
         out += [f"## {p.name}", "",
                 f"The ANN on this profile: {result.macs:,} MACs × {p.profile.price('mac')} pJ = "
                 f"{p.ann_energy_pj / 1e6:.3f} µJ per inference (MACs only: a lower bound), "
-                + (f"{_seconds(t_ann)} at the profile's MAC time." if t_ann is not None else
+                + (f"{format_seconds(t_ann)} at the profile's MAC time." if t_ann is not None else
                    "no time (the profile gives no MAC time)."),
                 f"The network uses {p.mapping.total_cores} of {p.mapping.available_cores} cores"
                 + ("." if p.mapping.fits else " and DOES NOT FIT: " + "; ".join(
@@ -320,11 +320,11 @@ def format_markdown(result, figures=()) -> str:
                 "between frames; columns without any value are left out):", ""]
         rows = [[_short(r["coding"], 24), _acc_text(r["accuracy"]["float"]),
                  _acc_text(r["accuracy"]["fixed"]),
-                 f"{_latency_steps(r)} / {r['steps_per_frame']}", _seconds(r.get("latency_s")),
+                 f"{_latency_steps(r)} / {r['steps_per_frame']}", format_seconds(r.get("latency_s")),
                  _ratio(r.get("latency_s"), t_ann),
                  "-" if r.get("throughput_fps") is None else f"{r['throughput_fps']:,.0f}",
                  f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}"] for r in p.runs]
-        out += [_md_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
+        out += [md_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
                                  "frames/s", "spikes +/−"]), ""]
         rows = []
         for r in p.runs:
@@ -332,11 +332,28 @@ def format_markdown(result, figures=()) -> str:
             rows.append([_short(r["coding"], 24), _uj(e.get("dynamic")), _uj(e.get("static")),
                          _uj(e.get("total")), _ratio(e.get("dynamic"), p.ann_energy_pj),
                          _ratio(e.get("total"), p.ann_energy_pj),
-                         "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
+                         "-" if r["overflows"] is None else f"{r['overflows']:.3g}",
+                         _uj((r.get("pipeline") or {}).get("static_pj_per_frame"))])
         out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices; "
-                "static = static power × the run time):", "",
-                _md_table(rows, ["coding", "dynamic", "static", "total", "dyn vs ANN",
-                                 "total vs ANN", "overflows"]), ""]
+                "static = static power × the run time of the energy model; *pipeline static* = "
+                "static power × the pipeline model's steady-state time per frame):", "",
+                md_table(rows, ["coding", "dynamic", "static", "total", "dyn vs ANN",
+                                "total vs ANN", "overflows", "pipeline static"]), ""]
+        piped = [r for r in p.runs if r.get("pipeline")]
+        if piped:
+            rows = [[_short(r["coding"], 24), r["pipeline"]["sync"],
+                     format_seconds(r["pipeline"]["latency_s"]),
+                     format_seconds(r["pipeline"]["serial_latency_s"]),
+                     format_seconds(r["pipeline"]["frame_interval_s"]),
+                     _short(str(r["pipeline"]["bottleneck"]), 16),
+                     f"{max(r['pipeline']['utilisation'].values(), default=0.0):.0%}"]
+                    for r in piped]
+            out += ["The pipeline (SimPy: a process per core, frames streamed in as the coding "
+                    "allows, spikes moved over the core mesh): latency of one frame, the serial "
+                    "upper bound (every layer's work of a step on one core), the time between "
+                    "frames in steady state, the busiest layer and its cores' utilisation:", "",
+                    md_table(rows, ["coding", "sync", "latency", "serial bound",
+                                    "frame interval", "bottleneck", "busiest core"]), ""]
         priced = [r for r in p.runs if r["energy_pj"]]
         if priced:
             actions = [a for a in priced[0]["energy_pj"]["by_action"]
@@ -344,12 +361,12 @@ def format_markdown(result, figures=()) -> str:
             rows = [[a] + [f"{r['energy_pj']['by_action'].get(a, 0.0) / 1e6:.4f}"
                            for r in priced] for a in actions]
             out += ["Dynamic energy by action, µJ per inference:", "",
-                    _md_table(rows, ["action"] + [_short(r["coding"], 14) for r in priced]), ""]
+                    md_table(rows, ["action"] + [_short(r["coding"], 14) for r in priced]), ""]
             layers = list(priced[0]["energy_pj"]["by_layer"])
             rows = [[_short(layer, 22)] + [f"{r['energy_pj']['by_layer'].get(layer, 0.0) / 1e6:.4f}"
                                            for r in priced] for layer in layers]
             out += ["Dynamic energy by layer, µJ per inference:", "",
-                    _md_table(rows, ["layer"] + [_short(r["coding"], 14) for r in priced]), ""]
+                    md_table(rows, ["layer"] + [_short(r["coding"], 14) for r in priced]), ""]
     if figures:
         out += ["## Figures", ""]
         out += [f"![{f}]({f})" for f in figures] + [""]
@@ -360,13 +377,16 @@ def format_markdown(result, figures=()) -> str:
             "- *vs ANN* divides by the ANN's MAC energy (or MAC time) on the same profile. "
             "That baseline counts MACs only, so the ratio is an upper bound on the SNN's "
             "disadvantage.",
-            "- Latency in seconds is the profile's run time per inference: each layer's counted "
-            "work at the profile's time per action, plus the step barrier where the profile "
-            "synchronises by barrier; static energy is static power over that time.",
+            "- Latency in seconds and frames/s come from the SimPy pipeline model "
+            "(neurosim/pipeline.py): each core's share of its layer's counted work at the "
+            "profile's time per action, step by step, with the barrier or dataflow "
+            "synchronisation and the hop latency of the core mesh; frames stream in as the "
+            "coding allows, so several are in flight at once. pipeline_gantt.png shows the "
+            "cores' busy intervals.",
             "- counts.csv holds every counted action per coding and layer (means per "
             "inference); report.json is the DESIGN §8 document, valid against "
             "neurosim/schema/report.schema.json.", ""]
-    return "\n".join(_wrap_md(out))
+    return "\n".join(wrap_md(out))
 
 
 def format_counts_csv(result) -> str:

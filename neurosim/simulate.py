@@ -36,9 +36,10 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     the ``profile``'s arithmetic, whose counted actions are priced by the profile into energy
     and run time; ``both`` does both. Spikes and counts come from the fixed run when there is
     one (it counts every action; the float simulator counts spikes only). ``seed`` (--seed)
-    sets the ``seed`` parameter of every coding that has one. ``on_result(run, result)``, if
-    given, receives each entry with the ``SimResult`` it came from (the fixed one when there is
-    one): the per-layer, per-step counts a report plots, which the JSON entry does not keep.
+    sets the ``seed`` parameter of every coding that has one. ``on_result(run, result, fixed)``,
+    if given, receives each entry with the ``SimResult`` it came from (the fixed one when there
+    is one) and the quantized network (None in float): the per-layer, per-step counts a report
+    plots and the network the pipeline model places, which the JSON entry does not keep.
     """
     precision = precision or "float"
     if precision not in PRECISIONS:
@@ -77,7 +78,7 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
         run = run_entry(name, params, scheme, snn, fixed, flt, fx, data.y, profile)
         result = fx or flt
         if on_result is not None:
-            on_result(run, result)
+            on_result(run, result, fixed)
         runs.append(run)
     return runs
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[1]
 CODINGS = ["all"]  # the must-show: neurosim run --coding all --hw loihi_like --out DIR
 SCHEMES = ["phase", "rate", "sws", "tsc", "ttfs"]
 FIGURES = {"energy_by_action.png", "energy_by_layer.png", "accuracy_vs_latency.png",
-           "energy_vs_accuracy.png", "spikes_over_time.png"}
+           "energy_vs_accuracy.png", "spikes_over_time.png", "pipeline_gantt.png"}
 
 
 def cli(capsys, *argv):
@@ -86,6 +86,10 @@ def test_out_writes_every_file(cli_out):
         assert len(mine) == len(run["energy_pj"]["by_layer"]) >= 3
         for a in ACTIONS:
             assert sum(float(r[a]) for r in mine) == pytest.approx(run["counts"][a], rel=1e-5)
+    # latency and throughput come from the pipeline model, one frame no faster than its steps
+    for run in doc["runs"]:
+        assert run["throughput_fps"] > 0 and run["latency_s"] == run["pipeline"]["latency_s"]
+        assert run["latency_s"] * run["throughput_fps"] >= 1.0 - 1e-9
     md = (out / "report.md").read_text()
     assert all(f"]({f})" in md for f in FIGURES)
     assert all(r["coding"] in md for r in doc["runs"])
