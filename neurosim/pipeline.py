@@ -27,7 +27,8 @@ busy fraction in steady state}, ``layer_busy_ns`` {layer: ns its cores work on o
 ``serial_latency_s`` (one frame with every layer's work of a step serial on one core: the
 first-order upper bound), ``hops`` (int64 (layers, steps), summed over the batch, as the counts),
 ``hops_per_frame`` {layer: mean hops per frame}, ``intervals`` [(core, layer, frame, step,
-start_ns, end_ns)], ``intervals_truncated``, ``frames_simulated``, ``sync``. ``to_dict()`` is
+start_ns, end_ns)], ``intervals_truncated``, ``frames_simulated``, ``sync``, ``warnings`` (no placement: the
+network needs more cores than the mesh, or the profile gives no mesh; then no hops). ``to_dict()`` is
 JSON-ready (without the intervals).
 
 The model
@@ -79,6 +80,7 @@ import simpy
 
 from neurosim.counts import ACTION_INDEX, Counts
 from neurosim.energy import PJ_PER_J, time_vector_ns
+from neurosim.errors import UserError
 from neurosim.hw.placement import Placement, hop_counts, place
 
 # a huge run (rate T = 1e5) would need millions of SimPy events: the number of frames is
@@ -108,6 +110,7 @@ class PipelineResult:
     cores_used: int
     intervals: list = field(default_factory=list)
     intervals_truncated: bool = False
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"sync": self.sync, "latency_steps": self.latency_steps,
@@ -122,7 +125,8 @@ class PipelineResult:
                 "hops_per_frame": dict(self.hops_per_frame),
                 "frames_simulated": self.frames_simulated, "cores_used": self.cores_used,
                 "intervals_kept": len(self.intervals),
-                "intervals_truncated": self.intervals_truncated}
+                "intervals_truncated": self.intervals_truncated,
+                "warnings": list(self.warnings)}
 
 
 def layer_step_ns(counts: Counts, profile) -> np.ndarray:
@@ -166,8 +170,15 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
     if period < 1:
         raise ValueError(f"simulate_pipeline: steps_per_frame must be >= 1, got {period}")
     timing = profile.timing
+    warnings = []
     if placement is None:
-        placement = place([(n, cores_of[n]) for n in names], profile)
+        try:
+            placement = place([(n, cores_of[n]) for n in names], profile)
+        except UserError as e:  # more cores than the chip: timed, but no hops to count
+            warnings.append(f"no placement, so no hops: {e}")
+        if placement is None and profile.cores.mesh is None:
+            warnings.append(f"{profile.name} gives no core mesh (cores.mesh_rows, mesh_cols): "
+                            f"no hops counted")
     hop_ns = profile.cores.hop_latency_ns
 
     # one frame's work per layer and step, and the frame's span (its last step with work)
@@ -352,15 +363,35 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
         cores_used=n_cores,
         intervals=intervals,
         intervals_truncated=truncated,
+        warnings=warnings,
     )
+
+
+def network_layer_sizes(network) -> list:
+    """(name, neurons, stored weights) of every non-input layer of an ``EventNetwork``: what
+    the core mapping needs when no graph is at hand (the weights its projections store)."""
+    from neurosim.core.engine import _n_weights
+    from neurosim.hw.mapping import LayerSize
+
+    stored = np.zeros(network.layers, np.int64)
+    for p, dst in enumerate(network.p_dst):
+        stored[int(dst)] += _n_weights(network, p)
+    has_input = set(int(d) for d in network.p_dst)
+    return [LayerSize(str(n), int(network.size[i]), int(stored[i]))
+            for i, n in enumerate(network.names) if i in has_input]
 
 
 def pipeline_for_run(sim_result, profile, mapping, network, steps_per_frame: int,
                      max_intervals: int = MAX_INTERVALS) -> PipelineResult:
     """``simulate_pipeline`` for one fixed-point run: cores from ``mapping`` (a layer it does
-    not hold, the input encoder, gets one core), edges from the scheme's ``EventNetwork``."""
+    not hold, the input encoder, gets one core; None: mapped from the network's own sizes),
+    edges from the scheme's ``EventNetwork``."""
     counts = sim_result.counts
-    mapped = {lm.name: lm.cores for lm in mapping.layers} if mapping is not None else {}
+    if mapping is None:
+        from neurosim.hw.mapping import map_layers
+
+        mapping = map_layers(network_layer_sizes(network), profile)
+    mapped = {lm.name: lm.cores for lm in mapping.layers}
     layer_cores = [(n, max(1, int(mapped.get(n, 1)))) for n in counts.layers]
     names = list(network.names)
     edges = [(names[int(s)], names[int(d)], int(dl))

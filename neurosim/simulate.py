@@ -2,9 +2,9 @@
 
 This is the one entry point the command line needs; it knows no scheme by name. A float-only
 run fills ``accuracy.float``, the timing and the spike counts; a fixed run (bit-accurate core)
-also fills ``accuracy.fixed``, every counted action, the energy on the profile, the run time
-of the profile's first-order timing model (``latency_s``) and the overflows. Throughput comes
-with the SimPy pipeline model and is null until then.
+also fills ``accuracy.fixed``, every counted action, the energy on the profile, and from the
+SimPy pipeline model (``add_pipeline_costs``) the latency, throughput, hops and static energy,
+and the overflows.
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
         if seed < 0:
             raise UserError(f"--seed must be a non-negative integer, found {seed}")
         codings = [(n, {**p, "seed": seed} if "seed" in p else p) for n, p in codings]
+    mapping = None
+    if precision != "float":
+        from .hw.mapping import map_layers
+        from .report import layer_sizes
+
+        mapping = map_layers(layer_sizes(graph), profile)
     scales_by_percentile: dict[float, dict[str, float]] = {}  # calibrate once per percentile
     # every coding is converted and quantized before any simulation runs: a bad setting (a
     # register range that does not fit) stops the command before minutes of work, not after
@@ -75,7 +81,7 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
             step = (lambda done, total, _n=name: progress(f"{_n} fixed point", done, total)) \
                 if progress else None
             fx = scheme.simulate_fixed(fixed, data.x, progress=step)
-        run = run_entry(name, params, scheme, snn, fixed, flt, fx, data.y, profile)
+        run = run_entry(name, params, scheme, snn, fixed, flt, fx, data.y, profile, mapping)
         result = fx or flt
         if on_result is not None:
             on_result(run, result, fixed)
@@ -84,10 +90,12 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
 
 
 def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, labels: np.ndarray,
-              profile) -> dict[str, Any]:
+              profile, mapping=None) -> dict[str, Any]:
     """The DESIGN §8 ``runs`` entry of one coding from its simulation results: ``flt`` (float)
     and/or ``fx`` (fixed) ``SimResult`` on the images whose ``labels`` are given. A result
-    merged from image shards (``neurosim.sweep``) gives the same entry as one whole run."""
+    merged from image shards (``neurosim.sweep``) gives the same entry as one whole run.
+    ``mapping`` (``neurosim.hw.mapping.Mapping``) gives the cores per layer the pipeline model
+    places; None maps the quantized network's own sizes."""
     warnings = list(getattr(snn, "warnings", []) or [])
     warnings += list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
     result = fx or flt
@@ -120,6 +128,7 @@ def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, la
                             "static": rep["static"], "by_action": rep["by_action"],
                             "by_layer": rep["by_layer"]}
         run["latency_s"] = rep["latency_s"]
+        add_pipeline_costs(run, fx, fixed, profile, int(per_frame), mapping)
         run["overflows_by_layer"] = fx.extra["overflow_by_layer"]
         run["overflows_total"] = int(fx.counts.total()["overflow"])
         hit = fx.counts.by_image[:, :, ACTION_INDEX["overflow"]].sum(axis=1) > 0 \
@@ -133,6 +142,45 @@ def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, la
                 + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
                 + ")")
     return run
+
+
+def add_pipeline_costs(run: dict[str, Any], fx, network, profile, steps_per_frame: int,
+                       mapping=None) -> None:
+    """Latency, throughput, routing and static energy of a fixed run from the SimPy pipeline
+    model (``neurosim.pipeline``), written into its ``runs`` entry in place.
+
+    Replaces the first-order run time: ``latency_s`` is one frame's latency in steady state,
+    ``throughput_fps`` the sustained rate, ``energy_pj.static`` static power × the
+    steady-state time per frame (``static_serial_bound``: the same power × one frame with every
+    layer's work of a step serial, the old upper bound). Hops of the real spikes between the
+    placed layers become the action ``hop`` in ``counts`` and ``energy_pj.by_action`` (priced
+    ``cores.hop_energy_pj``, charged to the sending layer) and are dynamic energy.
+    ``pipeline`` keeps the model's summary; ``fx.extra["pipeline"]`` the ``PipelineResult``
+    with its Gantt intervals. A network without projections (not an ``EventNetwork``) keeps
+    the first-order figures."""
+    if network is None or not hasattr(network, "p_src"):
+        return
+    from .pipeline import pipeline_for_run
+
+    pipe = pipeline_for_run(fx, profile, mapping, network, steps_per_frame)
+    fx.extra["pipeline"] = pipe
+    e = run["energy_pj"]
+    hop_pj = {layer: hops * profile.cores.hop_energy_pj
+              for layer, hops in pipe.hops_per_frame.items()}
+    run["counts"]["hop"] = float(sum(pipe.hops_per_frame.values()))
+    e["by_action"]["hop"] = float(sum(hop_pj.values()))
+    for layer, pj in hop_pj.items():
+        e["by_layer"][layer] = e["by_layer"].get(layer, 0.0) + pj
+    e["dynamic"] += e["by_action"]["hop"]
+    e["static"] = pipe.static_pj_per_frame
+    e["static_serial_bound"] = pipe.serial_static_pj_per_frame
+    if pipe.static_pj_per_frame_gated is not None:
+        e["static_power_gated"] = pipe.static_pj_per_frame_gated
+    e["total"] = e["dynamic"] + e["static"]
+    run["latency_s"] = pipe.latency_s
+    run["throughput_fps"] = pipe.throughput_fps
+    run["pipeline"] = pipe.to_dict()
+    run["warnings"].extend(f"{run['coding']}: {w}" for w in pipe.warnings)
 
 
 def _latency(run) -> str:
