@@ -16,6 +16,12 @@ is an upper bound for large layers. Run time per inference = Σ_t step_ns(t); th
 as run image after image, so static energy of the batch = static_power_w × images × that time.
 
 Hop energies and latencies (``cores.hop_*``) are NOT included: they need a placement.
+
+A fixed-point run replaces this run time and its static energy by the SimPy pipeline model
+(``neurosim.pipeline``, wired in ``neurosim.simulate.add_pipeline_costs``), which also adds the
+hops; this first-order run time stays as the serial reference where no network is at hand.
+``ann_energy`` is the ANN's MAC-only lower bound; ``ann_energy_fair`` adds its memory traffic
+under the profile's ``ann_baseline`` reuse.
 """
 
 from __future__ import annotations
@@ -110,3 +116,47 @@ def ann_energy(macs: int, profile) -> float:
     if isinstance(macs, bool) or int(macs) != macs or macs < 0:
         raise ValueError(f"ann_energy: macs must be a whole number >= 0, got {macs!r}")
     return int(macs) * float(profile.energy_pj["mac"])
+
+
+def ann_memory_traffic(graph) -> dict:
+    """Memory accesses of one ANN inference under no assumption yet: per Conv/Dense node its
+    MACs, stored weights, input activations (the tensor it reads) and output activations."""
+    out = {"macs": 0, "weights": 0, "inputs": 0, "outputs": 0}
+    for node in graph.nodes.values():
+        if node.op not in ("conv", "dense"):
+            continue
+        out["macs"] += node.macs()
+        out["weights"] += int(node.weight.size)
+        out["inputs"] += int(np.prod(graph.nodes[node.inputs[0]].shape))
+        out["outputs"] += int(np.prod(node.shape))
+    return out
+
+
+def ann_energy_fair(graph, profile) -> dict | None:
+    """The ANN on the profile's memory model (issue 11): beside ``ann_energy``'s MAC-only lower
+    bound, every MAC's weight and input-activation reads and every output's write, priced
+    like the SNN's memory (``energy_pj.weight_read``, ``state_read``, ``state_write``).
+
+    Reuse (the profile's ``ann_baseline``, a stated assumption): one weight fetch serves
+    ``weight_reuse`` MACs and one activation read ``activation_reuse`` MACs, but every stored
+    weight and every input activation is read at least once; partial sums stay in the MAC's
+    accumulator, so each output activation is written once. None when the profile has no
+    ``ann_baseline`` section. pJ per inference, with the access counts."""
+    reuse = profile.ann_baseline
+    if reuse is None:
+        return None
+    t = ann_memory_traffic(graph)
+    weight_reads = max(t["macs"] / reuse.weight_reuse, t["weights"])
+    activation_reads = max(t["macs"] / reuse.activation_reuse, t["inputs"])
+    parts = {
+        "mac": t["macs"] * profile.price("mac"),
+        "weight_read": weight_reads * profile.price("weight_read"),
+        "activation_read": activation_reads * profile.price("state_read"),
+        "activation_write": t["outputs"] * profile.price("state_write"),
+    }
+    return {"total_pj": float(sum(parts.values())), "mac_only_pj": float(parts["mac"]),
+            "by_part_pj": {k: float(v) for k, v in parts.items()},
+            "accesses": {"macs": t["macs"], "weight_reads": float(weight_reads),
+                         "activation_reads": float(activation_reads),
+                         "activation_writes": t["outputs"]},
+            "weight_reuse": reuse.weight_reuse, "activation_reuse": reuse.activation_reuse}

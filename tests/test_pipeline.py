@@ -236,3 +236,70 @@ def test_round_robin_shares_sum_to_the_spikes():
     s = np.array([0, 1, 5, 11])
     sh = round_robin_shares(s, 3)
     assert sh.sum(axis=0).tolist() == s.tolist() and sh.max(axis=0).tolist() == [0, 1, 2, 4]
+
+
+# ---------------------------------------------------------------------------- profile keys
+def _loihi_edited(tmp_path, old: str, new: str):
+    from pathlib import Path
+
+    text = Path(load_profile("loihi_like").path).read_text()
+    assert old in text
+    p = tmp_path / "edited.yaml"
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("  mesh_cols: {value: 8,", "  mesh_cols: {value: 9,", ["cores.mesh_rows", "4 x 9 x 4 = 144"]),
+    ("  mesh_cols: {value: 8, source: [davies2018, neurosim_assumption], note: \"See mesh_rows.\"}\n",
+     "", ["cores.mesh_cols", "mesh_rows is given"]),
+    ("  weight_reuse:\n    value: 1\n", "  weight_reuse:\n    value: 0.5\n",
+     ["ann_baseline.weight_reuse.value", ">= 1"]),
+    ("  activation_reuse:\n", "  activation_reus:\n", ["ann_baseline.activation_reus"]),
+    ("  mesh_rows:\n    value: 4\n", "  mesh_rows:\n    value: -4\n", ["cores.mesh_rows.value"]),
+])
+def test_new_profile_keys_are_validated(tmp_path, old, new, words):
+    from neurosim.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        load_profile(_loihi_edited(tmp_path, old, new))
+    assert "edited.yaml" in str(e.value)
+    for w in words:
+        assert w in str(e.value)
+
+
+# ---------------------------------------------------------------------------- ANN baseline
+def _conv_dense_nodes(graph):
+    return [n for n in graph.nodes.values() if n.op in ("conv", "dense")]
+
+
+@pytest.mark.parametrize("hw", ["loihi_like", "asic_45nm"])
+def test_fair_ann_baseline_prices_every_macs_memory_traffic(hw):
+    from neurosim.energy import ann_energy, ann_energy_fair
+
+    inp = load_inputs("digits_cnn", hw, ["sws"], None, None, 1, None, False)
+    prof = load_profile(hw)
+    nodes = _conv_dense_nodes(inp.graph)
+    macs = sum(n.macs() for n in nodes)
+    outputs = sum(int(np.prod(n.shape)) for n in nodes)
+    fair = ann_energy_fair(inp.graph, prof)
+    assert prof.ann_baseline.weight_reuse == 1 and prof.ann_baseline.activation_reuse == 1
+    expected = (macs * (prof.price("mac") + prof.price("weight_read") + prof.price("state_read"))
+                + outputs * prof.price("state_write"))
+    assert fair["total_pj"] == pytest.approx(expected)
+    assert fair["mac_only_pj"] == pytest.approx(ann_energy(macs, prof))
+    assert fair["total_pj"] > fair["mac_only_pj"]
+
+
+def test_fair_ann_baseline_reuse_has_a_floor_of_one_read_per_weight(tmp_path):
+    from neurosim.energy import ann_energy_fair
+
+    inp = load_inputs("digits_cnn", "asic_45nm", ["sws"], None, None, 1, None, False)
+    reuse = 10 ** 6        # more reuse than any weight has: each weight read exactly once
+    p = _loihi_edited(tmp_path, "  weight_reuse:\n    value: 1\n",
+                      f"  weight_reuse:\n    value: {reuse}\n")
+    prof = load_profile(p)
+    nodes = _conv_dense_nodes(inp.graph)
+    fair = ann_energy_fair(inp.graph, prof)
+    assert fair["accesses"]["weight_reads"] == sum(int(n.weight.size) for n in nodes)
+    assert fair["accesses"]["activation_reads"] == sum(n.macs() for n in nodes)
