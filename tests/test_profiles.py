@@ -174,10 +174,12 @@ def _edited(tmp_path, old: str, new: str, name: str = "edited.yaml") -> Path:
 
 
 def test_duplicate_key_names_both_lines(tmp_path):
-    p = _edited(tmp_path, "  synop:\n    value: 23.6\n",
-                "  synop:\n    value: 23.6\n    value: 2.36\n")
-    with pytest.raises(UserError, match=r"edited\.yaml: key 'value' is given twice, at line 66 "
-                                        r"and at line 67"):
+    old = "  synop:\n    value: 23.6\n"
+    p = _edited(tmp_path, old, "  synop:\n    value: 23.6\n    value: 2.36\n")
+    first = LOIHI.read_text().index(old)
+    line = LOIHI.read_text()[:first].count("\n") + 2  # the line of "value: 23.6"
+    with pytest.raises(UserError, match=rf"edited\.yaml: key 'value' is given twice, at line "
+                                        rf"{line} and at line {line + 1}"):
         load_profile(p)
 
 
