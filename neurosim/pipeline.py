@@ -18,7 +18,9 @@ Interface (plain data in, plain data out)::
 arguments from a ``SimResult``, a ``neurosim.hw.mapping.Mapping`` and the scheme's
 ``EventNetwork`` (its ``names``, ``p_src``, ``p_dst``, ``p_delay``).
 
-``PipelineResult`` fields: ``latency_steps`` and ``latency_s`` of one frame in steady state,
+``PipelineResult`` fields: ``latency_steps`` and ``latency_s`` of one frame in steady state
+(frames streaming, sharing the cores), ``latency_alone_s`` (the same frame with no other in
+flight),
 ``throughput_fps`` (sustained), ``frame_interval_steps`` (steps between frame completions),
 ``bottleneck`` (layer with the highest core utilisation), ``utilisation`` {core label:
 busy fraction in steady state}, ``layer_busy_ns`` {layer: ns its cores work on one frame},
@@ -94,6 +96,7 @@ class PipelineResult:
     sync: str
     latency_steps: int
     latency_s: float
+    latency_alone_s: float
     throughput_fps: float | None
     frame_interval_steps: int
     frame_interval_s: float
@@ -114,7 +117,8 @@ class PipelineResult:
 
     def to_dict(self) -> dict:
         return {"sync": self.sync, "latency_steps": self.latency_steps,
-                "latency_s": self.latency_s, "throughput_fps": self.throughput_fps,
+                "latency_s": self.latency_s, "latency_alone_s": self.latency_alone_s,
+                "throughput_fps": self.throughput_fps,
                 "frame_interval_steps": self.frame_interval_steps,
                 "frame_interval_s": self.frame_interval_s, "bottleneck": self.bottleneck,
                 "utilisation": dict(self.utilisation), "layer_busy_ns": dict(self.layer_busy_ns),
@@ -194,7 +198,6 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
     first_core = np.cumsum([0] + [cores_of[n] for n in names])
     n_cores = len(core_layer)
     frames, measured = _frames_to_simulate(frame_steps, period, n_cores)
-    total_steps = (frames - 1) * period + frame_steps
     active = active[:, :frame_steps]
 
     share = np.array([1.0 / cores_of[n] for n in names])
@@ -215,97 +218,107 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
                 incoming[first_core[di] + b].append(
                     (first_core[si] + a, int(delay), float(hops[a, b]) * hop_ns))
 
-    def frames_at(g):
-        """(frame, local step) pairs in flight at global step g, oldest frame first."""
-        lo = max(0, (g - frame_steps) // period + 1)
-        return [(f, g - f * period) for f in range(lo, min(frames - 1, g // period) + 1)]
+    def run_frames(frames):
+        """One SimPy run of ``frames`` frames: per core and global step its start, end and
+        busy time, and the busy spans."""
+        total_steps = (frames - 1) * period + frame_steps
+        def frames_at(g):
+            """(frame, local step) pairs in flight at global step g, oldest frame first."""
+            lo = max(0, (g - frame_steps) // period + 1)
+            return [(f, g - f * period) for f in range(lo, min(frames - 1, g // period) + 1)]
 
-    # an item is one core's work on one frame in one step; only steps where the core's layer
-    # has counted work (its window) are items, and only they are waited for: a layer outside
-    # its window sends nothing (the windows are fixed by the scheme's timing)
-    env = simpy.Environment()
-    item_done: dict = {}
-    item_finish: dict = {}
-    start = np.zeros((n_cores, total_steps))      # first item of the step (or step open)
-    finish = np.zeros((n_cores, total_steps))     # last item done
-    busy = np.zeros((n_cores, total_steps))
-    end = np.zeros((n_cores, total_steps))        # the step is over for this core
-    step_done = [[env.event() for _ in range(total_steps)] for _ in range(n_cores)]
-    barrier = timing.sync == "barrier"
-    step_open = [env.event() for _ in range(total_steps + 1)] if barrier else None
-    tick = timing.min_step_ns
-    spans: list = []  # (core, frame, local step, start, finish) for the Gantt picture
+        # an item is one core's work on one frame in one step; only steps where the core's layer
+        # has counted work (its window) are items, and only they are waited for: a layer outside
+        # its window sends nothing (the windows are fixed by the scheme's timing)
+        env = simpy.Environment()
+        item_done: dict = {}
+        item_finish: dict = {}
+        start = np.zeros((n_cores, total_steps))      # first item of the step (or step open)
+        finish = np.zeros((n_cores, total_steps))     # last item done
+        busy = np.zeros((n_cores, total_steps))
+        end = np.zeros((n_cores, total_steps))        # the step is over for this core
+        step_done = [[env.event() for _ in range(total_steps)] for _ in range(n_cores)]
+        barrier = timing.sync == "barrier"
+        step_open = [env.event() for _ in range(total_steps + 1)] if barrier else None
+        tick = timing.min_step_ns
+        spans: list = []  # (core, frame, local step, start, finish) for the Gantt picture
 
-    for c in range(n_cores):
-        li = core_layer[c]
-        for g in range(total_steps):
-            for f, t in frames_at(g):
-                if layer_active[li, t]:
-                    item_done[c, f, t] = env.event()
+        for c in range(n_cores):
+            li = core_layer[c]
+            for g in range(total_steps):
+                for f, t in frames_at(g):
+                    if layer_active[li, t]:
+                        item_done[c, f, t] = env.event()
 
-    def core(c):
-        li = core_layer[c]
-        prev_end = 0.0
-        for g in range(total_steps):
-            if barrier:
-                yield step_open[g]
-            else:
-                # dataflow: the step opens when this core's previous step is over; a frame's
-                # first step also waits for the admission handshake
-                if g in frame_gate:
-                    yield frame_gate[g]
-                if prev_end > env.now:
-                    yield env.timeout(prev_end - env.now)
-            start[c, g] = env.now
-            for f, t in frames_at(g):
-                if not layer_active[li, t]:
-                    continue
-                deps = [(u, f, t - d, h) for u, d, h in incoming[c]
-                        if t - d >= 0 and (u, f, t - d) in item_done]
-                if deps:
-                    yield simpy.AllOf(env, [item_done[u, ff, tt] for u, ff, tt, _ in deps])
-                    ready = max(item_finish[u, ff, tt] + h for u, ff, tt, h in deps)
-                    if ready > env.now:
-                        yield env.timeout(ready - env.now)
-                t0 = env.now
-                w = per_layer[li, t] * share[li]
-                if w > 0:
-                    yield env.timeout(w)
-                busy[c, g] += env.now - t0
-                item_finish[c, f, t] = env.now
-                item_done[c, f, t].succeed()
-                spans.append((c, f, t, t0, env.now))
-            finish[c, g] = env.now
-            prev_end = env.now if barrier else max(env.now, prev_end + tick)
-            end[c, g] = prev_end
-            step_done[c][g].succeed()
+        def core(c):
+            li = core_layer[c]
+            prev_end = 0.0
+            for g in range(total_steps):
+                if barrier:
+                    yield step_open[g]
+                else:
+                    # dataflow: the step opens when this core's previous step is over; a frame's
+                    # first step also waits for the admission handshake
+                    if g in frame_gate:
+                        yield frame_gate[g]
+                    if prev_end > env.now:
+                        yield env.timeout(prev_end - env.now)
+                start[c, g] = env.now
+                for f, t in frames_at(g):
+                    if not layer_active[li, t]:
+                        continue
+                    deps = [(u, f, t - d, h) for u, d, h in incoming[c]
+                            if t - d >= 0 and (u, f, t - d) in item_done]
+                    if deps:
+                        yield simpy.AllOf(env, [item_done[u, ff, tt] for u, ff, tt, _ in deps])
+                        ready = max(item_finish[u, ff, tt] + h for u, ff, tt, h in deps)
+                        if ready > env.now:
+                            yield env.timeout(ready - env.now)
+                    t0 = env.now
+                    w = per_layer[li, t] * share[li]
+                    if w > 0:
+                        yield env.timeout(w)
+                    busy[c, g] += env.now - t0
+                    item_finish[c, f, t] = env.now
+                    item_done[c, f, t].succeed()
+                    spans.append((c, f, t, t0, env.now))
+                finish[c, g] = env.now
+                prev_end = env.now if barrier else max(env.now, prev_end + tick)
+                end[c, g] = prev_end
+                step_done[c][g].succeed()
 
-    def clock():
-        opened = 0.0
-        step_open[0].succeed()
-        for g in range(total_steps):
-            yield simpy.AllOf(env, [step_done[c][g] for c in range(n_cores)])
-            close = max(env.now + timing.barrier_ns, opened + tick)
-            if close > env.now:
-                yield env.timeout(close - env.now)
-            end[:, g] = env.now
-            opened = env.now
-            step_open[g + 1].succeed()
+        def clock():
+            opened = 0.0
+            step_open[0].succeed()
+            for g in range(total_steps):
+                yield simpy.AllOf(env, [step_done[c][g] for c in range(n_cores)])
+                close = max(env.now + timing.barrier_ns, opened + tick)
+                if close > env.now:
+                    yield env.timeout(close - env.now)
+                end[:, g] = env.now
+                opened = env.now
+                step_open[g + 1].succeed()
 
-    # dataflow admission: frame f enters (global step f·P) once every core has finished the
-    # steps before it; without it the input layer would run ahead of the bottleneck and frames
-    # would queue without bound
-    frame_gate = {} if barrier else {f * period: env.event() for f in range(1, frames)}
+        # dataflow admission: frame f enters (global step f·P) once every core has finished the
+        # steps before it; without it the input layer would run ahead of the bottleneck and frames
+        # would queue without bound
+        frame_gate = {} if barrier else {f * period: env.event() for f in range(1, frames)}
 
-    def admit():
-        for g in sorted(frame_gate):
-            yield simpy.AllOf(env, [step_done[c][g - 1] for c in range(n_cores)])
-            frame_gate[g].succeed()
+        def admit():
+            for g in sorted(frame_gate):
+                yield simpy.AllOf(env, [step_done[c][g - 1] for c in range(n_cores)])
+                frame_gate[g].succeed()
 
-    for c in range(n_cores):
-        env.process(core(c))
-    env.process(clock() if barrier else admit())
-    env.run()
+        for c in range(n_cores):
+            env.process(core(c))
+        env.process(clock() if barrier else admit())
+        env.run()
+        return start, end, busy, spans
+
+    start, end, busy, spans = run_frames(frames)
+    # the same frame with no other frame in flight: no contention
+    lone_start, lone_end, _, _ = run_frames(1)
+    latency_alone_ns = float(lone_end[:, frame_steps - 1].max() - lone_start[:, 0].min())
 
     def frame_span(f):
         g0, g1 = f * period, f * period + frame_steps - 1
@@ -347,6 +360,7 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
         sync=timing.sync,
         latency_steps=frame_steps,
         latency_s=latency_ns * 1e-9,
+        latency_alone_s=latency_alone_ns * 1e-9,
         throughput_fps=(1e9 / interval_ns) if interval_ns > 0 else None,
         frame_interval_steps=period,
         frame_interval_s=interval_ns * 1e-9,

@@ -303,3 +303,14 @@ def test_fair_ann_baseline_reuse_has_a_floor_of_one_read_per_weight(tmp_path):
     fair = ann_energy_fair(inp.graph, prof)
     assert fair["accesses"]["weight_reads"] == sum(int(n.weight.size) for n in nodes)
     assert fair["accesses"]["activation_reads"] == sum(n.macs() for n in nodes)
+
+
+@pytest.mark.parametrize("name", ["sws", "ttfs", "rate"])
+def test_a_lone_frame_is_never_slower_than_one_in_the_stream(runs, name):
+    by_name, profile, mapping, _ = runs
+    r = by_name[name]
+    per_frame = r["scheme"].timing(r["snn"])[1]
+    for sync in ("barrier", "dataflow"):
+        pr = pipeline_for_run(r["result"], with_sync(profile, sync), mapping, r["fixed"],
+                              per_frame)
+        assert 0 < pr.latency_alone_s <= pr.latency_s * (1 + 1e-12)
