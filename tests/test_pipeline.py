@@ -314,3 +314,16 @@ def test_a_lone_frame_is_never_slower_than_one_in_the_stream(runs, name):
         pr = pipeline_for_run(r["result"], with_sync(profile, sync), mapping, r["fixed"],
                               per_frame)
         assert 0 < pr.latency_alone_s <= pr.latency_s * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("name", ["sws", "ttfs"])
+def test_truenorth_tick_holds(runs, name):
+    """truenorth_like: no per-action time, a 1 ms tick, dataflow: every step is one tick."""
+    by_name, _, _, hidden = runs
+    r = by_name[name]
+    tn = load_profile("truenorth_like")
+    per_frame = r["scheme"].timing(r["snn"])[1]
+    pr = pipeline_for_run(r["result"], tn, None, r["fixed"], per_frame)
+    tick_s = tn.timing.min_step_ns * 1e-9
+    assert pr.latency_s == pytest.approx(closed_form_latency(name, r["params"], hidden) * tick_s)
+    assert pr.frame_interval_s == pytest.approx(per_frame * tick_s)
