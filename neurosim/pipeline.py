@@ -154,6 +154,9 @@ def _frames_to_simulate(frame_steps: int, period: int, cores: int) -> tuple[int,
     """(frames, the steady-state frame index): the measured frame must see frames before it
     for its whole life and frames entering during its whole life."""
     overlap = math.ceil(frame_steps / period)
+    if overlap == 1:
+        # frames never share a step: every frame meets the chip as the first one did
+        return 2, 0
     frames = 2 * overlap + 2
     while frames > 3 and ((frames - 1) * period + frame_steps) * cores > CORE_STEP_BUDGET:
         frames -= 1
@@ -316,8 +319,9 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
         return start, end, busy, spans
 
     start, end, busy, spans = run_frames(frames)
-    # the same frame with no other frame in flight: no contention
-    lone_start, lone_end, _, _ = run_frames(1)
+    # the same frame with no other frame in flight: no contention (when frames never share a
+    # step, the measured frame is already alone)
+    lone_start, lone_end = (start, end) if measured == 0 else run_frames(1)[:2]
     latency_alone_ns = float(lone_end[:, frame_steps - 1].max() - lone_start[:, 0].min())
 
     def frame_span(f):
