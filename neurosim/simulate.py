@@ -213,7 +213,11 @@ def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
             parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
             shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
                                if e["dynamic"] and v > 0)
-            static = (f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
+            bound = e.get("static_serial_bound")
+            static = (f"; static power over the pipeline's steady-state time per frame adds "
+                      f"{e['static'] / 1e6:.3f} µJ (serial bound {bound / 1e6:.3f} µJ)"
+                      if e["static"] and bound is not None else
+                      f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
                       if e["static"] else "")
             notes.append(f"{r['coding']}: dynamic energy by action: {shares}{static}")
     table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "steps\nlat / frame",
