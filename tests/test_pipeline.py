@@ -327,3 +327,30 @@ def test_truenorth_tick_holds(runs, name):
     tick_s = tn.timing.min_step_ns * 1e-9
     assert pr.latency_s == pytest.approx(closed_form_latency(name, r["params"], hidden) * tick_s)
     assert pr.frame_interval_s == pytest.approx(per_frame * tick_s)
+
+
+def test_run_entry_prices_hops_and_takes_static_energy_from_the_pipeline():
+    """digits_cnn on loihi_like: input, /1, /4, /8 share tile 0 (4 cores per router), the
+    readout sits on tile 1 next to it: every spike of /8/Relu crosses exactly one hop."""
+    from neurosim.simulate import run_codings
+
+    inp = load_inputs("digits_cnn", "loihi_like", ["sws"], None, None, IMAGES, None, False)
+    prof = load_profile("loihi_like")
+    kept = {}
+    runs = run_codings(inp.graph, inp.data, inp.calib, ["sws"], "fixed", prof,
+                       on_result=lambda run, result, *rest: kept.update(result=result))
+    run, counts = runs[0], kept["result"].counts
+    last_hidden = counts.layers[-2]
+    li = counts.layers.index(last_hidden)
+    spikes = (counts.data[li, :, ACTION_INDEX["spike_out_pos"]].sum()
+              + counts.data[li, :, ACTION_INDEX["spike_out_neg"]].sum()) / counts.images
+    assert spikes > 0
+    assert run["counts"]["hop"] == pytest.approx(spikes)
+    e = run["energy_pj"]
+    assert e["by_action"]["hop"] == pytest.approx(spikes * prof.cores.hop_energy_pj)
+    assert e["dynamic"] == pytest.approx(sum(e["by_action"].values()))
+    pipe = run["pipeline"]
+    assert e["static"] == pytest.approx(prof.static_power_w * pipe["frame_interval_s"] * 1e12)
+    assert e["total"] == pytest.approx(e["dynamic"] + e["static"])
+    assert run["latency_s"] == pipe["latency_s"] and run["throughput_fps"] > 0
+    assert e["static"] <= e["static_serial_bound"]
