@@ -19,52 +19,57 @@ arguments from a ``SimResult``, a ``neurosim.hw.mapping.Mapping`` and the scheme
 ``EventNetwork`` (its ``names``, ``p_src``, ``p_dst``, ``p_delay``).
 
 ``PipelineResult`` fields: ``latency_steps`` and ``latency_s`` of one frame in steady state
-(frames streaming, sharing the cores), ``latency_alone_s`` (the same frame with no other in
-flight),
-``throughput_fps`` (sustained), ``frame_interval_steps`` (steps between frame completions),
-``bottleneck`` (layer with the highest core utilisation), ``utilisation`` {core label:
-busy fraction in steady state}, ``layer_busy_ns`` {layer: ns its cores work on one frame},
-``static_pj_per_frame`` (static power × steady-state time per frame), ``static_pj_per_frame_gated``
-(idle cores power-gated, when the profile declares ``cores.gateable_static_fraction``, else None),
-``serial_latency_s`` (one frame with every layer's work of a step serial on one core: the
-first-order upper bound), ``hops`` (int64 (layers, steps), summed over the batch, as the counts),
-``hops_per_frame`` {layer: mean hops per frame}, ``intervals`` [(core, layer, frame, step,
-start_ns, end_ns)], ``intervals_truncated``, ``frames_simulated``, ``sync``, ``warnings`` (no placement: the
-network needs more cores than the mesh, or the profile gives no mesh; then no hops). ``to_dict()`` is
-JSON-ready (without the intervals).
+(frames streaming, sharing the cores); ``latency_alone_s`` (the same frame with no other in
+flight); ``throughput_fps`` (sustained) and ``frame_interval_s`` (time between two frames'
+completions in steady state); ``frame_interval_steps`` (the scheme's steps per frame);
+``bottleneck`` (the layer whose core is busiest in steady state); ``utilisation`` {core label
+"layer#i": busy fraction of the steady-state interval}; ``layer_busy_ns`` {layer: ns its cores
+work on one frame, summed over cores}; ``static_pj_per_frame`` (static power × steady-state
+time per frame); ``static_pj_per_frame_gated`` (unused cores power-gated, when the profile
+declares ``cores.gateable_static_fraction``, else None); ``serial_latency_s`` and
+``serial_static_pj_per_frame`` (one frame with every layer's work of a step done one after
+another, the barrier or tick per step: the first-order upper bound); ``hops`` (int64 (layers,
+steps), summed over the batch like the counts); ``hops_per_frame`` {layer: mean hops of its
+spikes per frame}; ``intervals`` [(core label, layer, frame, step, start_ns, end_ns)] for a
+Gantt picture (frame 0-based, step 1-based within the frame), at most ``max_intervals``, with
+``intervals_truncated``; ``frames_simulated``; ``cores_used``; ``sync``; ``warnings`` (no
+placement: the network needs more cores than the mesh, or the profile gives no mesh; then no
+hops). ``to_dict()`` is JSON-ready (without ``hops`` and the intervals).
 
 The model
 ---------
 Frames enter one every ``steps_per_frame`` steps: frame f's step t is the chip's global step
 g = f·P + t (P = steps_per_frame), so several frames are in flight at once, each layer working
-on whichever frames have work for it at g. A frame's steps are those of the simulated run
-(``counts.n_steps``); the work of layer l in a frame's step t is the mean over the batch of
-``counts[l, t, a] × time_ns(a)`` summed over actions (a layer with more spikes is slower),
-split evenly over the layer's k cores. Every core is a SimPy process that for each global step
+on whichever frames have work for it at g. A frame lasts up to its last step with counted work
+in any layer; the work of layer l in a frame's step t is the batch mean of
+``Σ_a counts[l, t, a] × time_ns(a)`` (a layer with more spikes is slower), split evenly over
+the layer's k cores. Every core is a SimPy process that, for each global step:
 
-1. waits for the step to open: ``barrier`` — every core's previous step done plus
-   ``barrier_ns``; ``dataflow`` — its own previous step done;
-2. waits for the spikes of that step from each core of each source layer (a projection with
-   ``delay`` d waits for step g−d), each arriving ``h × hop_latency_ns`` after the source core
-   finished (h = hops between the two cores; a step's completion message travels even when it
-   carries no spike, so a receiver knows the step is over);
-3. works for its share of the step's counted work, then sends its events.
+1. waits for the step to open: ``barrier`` — every core finished the previous step, then
+   ``barrier_ns``; ``dataflow`` — its own previous step is over;
+2. for each frame in flight whose step is in its layer's window (a step with counted work),
+   oldest first: waits for that frame's same step (a projection with ``delay`` d: step t−d)
+   from every core of each source layer that works in that step (a layer outside its window
+   sends nothing: the windows are fixed by the scheme's timing), each message arriving
+   ``h × hop_latency_ns`` after the source core finished (h hops apart); then works for its
+   share of that frame's step and sends its events.
 
 Admission: with ``barrier`` a frame enters at its global step; with ``dataflow`` frame f's first
 step (global step f·P) starts on every core once all cores have finished the steps before it (a
-frame-level handshake at no cost; without it the input layer would run ahead of the bottleneck
-and frames would queue without bound). Between admissions the cores run free.
+frame-level handshake at no cost; without it the input layer runs ahead of the bottleneck and
+frames queue without bound). Between admissions the cores run free.
 
 ``timing.min_step_ns`` is a tick: with ``barrier`` a step lasts at least that long; with
-``dataflow`` a core's step ends no earlier than its previous step's end plus the tick. So a
-``dataflow`` frame is never slower than a ``barrier`` one (each of its events happens no later).
+``dataflow`` a core's step ends no earlier than its previous step's end plus the tick. Between
+two admissions a ``dataflow`` schedule is the ``barrier`` one without its waits, so no event
+happens later (tests check frame latency and interval on real counts and random networks).
 
 A frame's latency runs from the start of its first step (the earliest core) to the end of its
-last step that has counted work in any layer (the latest core); ``latency_steps`` is the number
-of that last step (with unit cost per step, ``latency_s`` is ``latency_steps`` ticks). Enough frames are simulated for one frame in the middle to be surrounded by frames
-before and after it for its whole lifetime (steady state: every step it lives through holds the
-same mix of frames as any later one); its latency and the time between its completion and the
-next one's are reported. Utilisation = a core's busy time over that steady-state interval.
+last step with counted work (the latest core); ``latency_steps`` is the number of that step
+(with unit cost per step, ``latency_s`` is ``latency_steps`` ticks). Enough frames are
+simulated for one frame in the middle to share its whole life with frames before and after it
+(steady state); its latency and the time from its completion to the next one's are reported.
+When frames never share a step (frame length ≤ P) two frames suffice and the first is alone.
 
 Assumptions (stated, not published figures): the per-step work of every frame is the batch's
 mean per step (Counts keeps per-(layer, step) sums, not per-image ones); a layer's work splits
