@@ -267,14 +267,17 @@ def run_timing(run: dict, sim_result, profile, mapping, network) -> dict:
     one run, from the SimPy pipeline model (``neurosim.pipeline``) fed with the run's real
     counts, its network's projections and the profile's core mapping.
 
-    A float-only run has no counted work: no timing. When ``run`` already carries a
-    ``pipeline`` block (the simulation wired it in), that one is used and not run again."""
+    A float-only run has no counted work: no timing. The model's result that
+    ``simulate.run_codings`` keeps in ``sim_result.extra["pipeline"]`` is used, not run again."""
     if network is None or run.get("energy_pj") is None:
         return {"latency_s": run.get("latency_s"), "throughput_fps": run.get("throughput_fps"),
                 "pipeline": run.get("pipeline"), "gantt": None}
-    from .pipeline import pipeline_for_run
+    pipe = sim_result.extra.get("pipeline")  # run_codings ran the model for this entry
+    if pipe is None:
+        from .pipeline import pipeline_for_run
 
-    pipe = pipeline_for_run(sim_result, profile, mapping, network, int(run["steps_per_frame"]))
+        pipe = pipeline_for_run(sim_result, profile, mapping, network,
+                                int(run["steps_per_frame"]))
     gantt = [(core, frame, start_ns * 1e-9, end_ns * 1e-9)
              for core, _layer, frame, _step, start_ns, end_ns in pipe.intervals]
     return {"latency_s": pipe.latency_s, "throughput_fps": pipe.throughput_fps,

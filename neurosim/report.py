@@ -333,12 +333,13 @@ def format_markdown(result, figures=()) -> str:
                          _uj(e.get("total")), _ratio(e.get("dynamic"), p.ann_energy_pj),
                          _ratio(e.get("total"), p.ann_energy_pj),
                          "-" if r["overflows"] is None else f"{r['overflows']:.3g}",
-                         _uj((r.get("pipeline") or {}).get("static_pj_per_frame"))])
-        out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices; "
-                "static = static power × the run time of the energy model; *pipeline static* = "
-                "static power × the pipeline model's steady-state time per frame):", "",
+                         _uj(e.get("static_serial_bound"))])
+        out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices, "
+                "hops included; static = static power × the pipeline model's steady-state time "
+                "per frame; *serial static* = the same power over one frame with every layer's "
+                "work of a step serial on one core, the first-order upper bound):", "",
                 md_table(rows, ["coding", "dynamic", "static", "total", "dyn vs ANN",
-                                "total vs ANN", "overflows", "pipeline static"]), ""]
+                                "total vs ANN", "overflows", "serial static"]), ""]
         piped = [r for r in p.runs if r.get("pipeline")]
         if piped:
             rows = [[_short(r["coding"], 24), r["pipeline"]["sync"],

@@ -94,8 +94,10 @@ def write_index(out: Path, models, profiles, limit) -> Path:
              "profile: its MACs × the profile's `mac` price and, for time, × its MAC time "
              "(MACs only, no memory traffic: a lower bound, so the ratios are upper bounds; the "
              "time column is left out where the profile gives no MAC time). Latency in seconds "
-             "is the profile's first-order run time per inference (each layer's work serial on "
-             "one core, plus the step barrier).", ""]
+             "is one frame's latency in the SimPy pipeline model (neurosim/pipeline.py) fed "
+             "with the run's counts; each folder's report.md adds its throughput, bottleneck "
+             "and Gantt chart. The static energy here is the energy model's (energy.py); the "
+             "pipeline's static energy per frame is in each report.md.", ""]
     for profile in profiles:
         docs, notes = [], []
         for model in models:
