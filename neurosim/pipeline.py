@@ -28,7 +28,8 @@ work on one frame, summed over cores}; ``static_pj_per_frame`` (static power × 
 time per frame); ``static_pj_per_frame_gated`` (unused cores power-gated, when the profile
 declares ``cores.gateable_static_fraction``, else None); ``serial_latency_s`` and
 ``serial_static_pj_per_frame`` (one frame with every layer's work of a step done one after
-another, the barrier or tick per step: the first-order upper bound); ``hops`` (int64 (layers,
+another, each message it waits for at its longest hop latency, the barrier or tick per step:
+the first-order upper bound); ``hops`` (int64 (layers,
 steps), summed over the batch like the counts); ``hops_per_frame`` {layer: mean hops of its
 spikes per frame}; ``intervals`` [(core label, layer, frame, step, start_ns, end_ns)] for a
 Gantt picture (frame 0-based, step 1-based within the frame), at most ``max_intervals``, with
@@ -146,11 +147,14 @@ def layer_step_ns(counts: Counts, profile) -> np.ndarray:
     return per_image @ time_vector_ns(profile)
 
 
-def serial_latency_ns(counts: Counts, profile) -> float:
-    """One frame with each step's work of every layer serial on one core, plus the barrier
-    (or tick): the first-order upper bound the pipeline replaces."""
+def serial_latency_ns(counts: Counts, profile, hop_step_ns=None) -> float:
+    """One frame with each step's work of every layer one after another, plus the step's
+    spike messages one after another (``hop_step_ns``, per step) and the barrier (or tick):
+    the first-order upper bound the pipeline replaces."""
     t = profile.timing
     work = layer_step_ns(counts, profile).sum(axis=0)
+    if hop_step_ns is not None:
+        work = work + np.asarray(hop_step_ns)[: len(work)]
     barrier = t.barrier_ns if t.sync == "barrier" else 0.0
     return float(np.maximum(work + barrier, t.min_step_ns).sum())
 
@@ -354,7 +358,16 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
     if frac is not None:
         unused = max(profile.cores.count - n_cores, 0) / profile.cores.count
         gated = static_pj * (1.0 - frac * unused)
-    serial_ns = serial_latency_ns(counts, profile)
+    # the serial bound pays every message a step waits for, at its longest hop distance
+    hop_step_ns = np.zeros(counts.n_steps)
+    for src, dst, delay in edges:
+        if src in index and dst in index and placement is not None:
+            longest = float(placement.hop_matrix(src, dst).max()) * hop_ns
+            si, di = index[src], index[dst]
+            for t in range(min(counts.n_steps, frame_steps)):
+                if layer_active[di, t] and t - delay >= 0 and layer_active[si, t - delay]:
+                    hop_step_ns[t] += longest
+    serial_ns = serial_latency_ns(counts, profile, hop_step_ns)
 
     spikes = (counts.data[:, :, ACTION_INDEX["spike_out_pos"]]
               + counts.data[:, :, ACTION_INDEX["spike_out_neg"]])

@@ -354,3 +354,18 @@ def test_run_entry_prices_hops_and_takes_static_energy_from_the_pipeline():
     assert e["total"] == pytest.approx(e["dynamic"] + e["static"])
     assert run["latency_s"] == pipe["latency_s"] and run["throughput_fps"] > 0
     assert e["static"] <= e["static_serial_bound"]
+
+
+@pytest.mark.parametrize("sync", ["barrier", "dataflow"])
+@pytest.mark.parametrize("name", ["sws", "ttfs", "rate", "tsc", "phase"])
+def test_pipeline_never_exceeds_the_serial_bound(runs, name, sync):
+    """A lone frame, and the steady-state time per frame, are at most the serial bound (every
+    layer's work and every message of a step one after another), hop latencies included."""
+    by_name, profile, mapping, _ = runs
+    r = by_name[name]
+    prof = with_sync(profile, sync)
+    prof = dataclasses.replace(prof, cores=dataclasses.replace(prof.cores, hop_latency_ns=50.0))
+    pr = pipeline_for_run(r["result"], prof, mapping, r["fixed"], r["scheme"].timing(r["snn"])[1])
+    assert pr.latency_alone_s <= pr.serial_latency_s * (1 + 1e-12)
+    assert pr.frame_interval_s <= pr.serial_latency_s * (1 + 1e-12)
+    assert pr.static_pj_per_frame <= pr.serial_static_pj_per_frame * (1 + 1e-12)
