@@ -76,6 +76,8 @@ def test_shards_merge_to_one_whole_run(reference):
         assert row["accuracy_float"] == run["accuracy"]["float"]
         assert row["energy_total_pj"] == run["energy_pj"]["total"]
         assert row["latency_s"] == run["latency_s"]
+        assert row["throughput_fps"] == run["throughput_fps"]
+        assert row["energy_static_pj"] == run["energy_pj"]["static"]
         for action, mean in run["counts"].items():
             assert row[f"count_{action}"] == mean
         assert row["ann_accuracy"] == whole.ann_accuracy

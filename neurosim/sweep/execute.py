@@ -63,7 +63,8 @@ class Context:
         m = self.models[p.model]
         return runner.point_row(p, self.grid, m.name, m.data.name, m.calib.name, m.data.y,
                                 m.ann_accuracy, ann_energy(m.macs, self.profiles[p.profile]),
-                                self.arithmetic(p), self.priced_profile(p), snn, fixed, flt, fx)
+                                self.arithmetic(p), self.priced_profile(p), snn, fixed, flt, fx,
+                                m.graph)
 
     def refused(self, p: Point, message: str) -> dict:
         from ..energy import ann_energy

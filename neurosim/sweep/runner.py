@@ -149,14 +149,19 @@ def shard_edges(images: int, shard_size: int) -> list[tuple[int, int]]:
 
 def point_row(point, grid, model_name: str, data_name: str, calib_name: str, labels,
               ann_accuracy: float, ann_energy_pj: float, arithmetic, profile, snn, fixed,
-              flt, fx) -> dict:
-    """The table row of a computed point (DESIGN §8 entry, flattened)."""
+              flt, fx, graph=None) -> dict:
+    """The table row of a computed point (DESIGN §8 entry, flattened). ``profile`` carries the
+    point's arithmetic; the ANN ``graph``'s layers are mapped onto its cores for the pipeline
+    model, as ``neurosim run`` maps them."""
+    from ..hw.mapping import map_layers
+    from ..report import layer_sizes
     from ..schemes import get_scheme
     from ..simulate import run_entry
 
     scheme = get_scheme(point.scheme)
     params = dict(point.params)
-    run = run_entry(point.scheme, params, scheme, snn, fixed, flt, fx, labels, profile)
+    mapping = None if graph is None else map_layers(layer_sizes(graph), profile)
+    run = run_entry(point.scheme, params, scheme, snn, fixed, flt, fx, labels, profile, mapping)
     row = base_row(point, grid, model_name, data_name, calib_name, len(labels), ann_accuracy,
                    ann_energy_pj, arithmetic)
     e = run["energy_pj"] or {}
@@ -181,7 +186,13 @@ def point_row(point, grid, model_name: str, data_name: str, calib_name: str, lab
         "energy_static_pj": e.get("static"),
         "energy_total_pj": e.get("total"),
     })
-    for a in ACTIONS:
+    pipe = run.get("pipeline") or {}  # the SimPy pipeline model's summary, when it ran
+    row.update({"latency_alone_s": pipe.get("latency_alone_s"),
+                "frame_interval_s": pipe.get("frame_interval_s"),
+                "bottleneck": pipe.get("bottleneck"),
+                "energy_static_serial_bound_pj": e.get("static_serial_bound")})
+    # the counted actions, then what the pipeline model adds (hop: spikes moved between cores)
+    for a in list(ACTIONS) + sorted(set(run["counts"]) - set(ACTIONS)):
         row[f"count_{a}"] = run["counts"].get(a)
     return row
 
