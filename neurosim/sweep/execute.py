@@ -223,6 +223,21 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
                      numba_threads)
             futures[f] = (p, k)
 
+    # a converted or quantized network is dropped from the workers once no open point needs it
+    open_users: dict = {}
+    for p in todo:
+        skey = (p.model, p.scheme, p.params)
+        for key in (skey, skey + (ctx.arithmetic(p),)):
+            open_users[key] = open_users.get(key, 0) + 1
+
+    def close(p: Point) -> None:
+        closed.add(p.key)
+        skey = (p.model, p.scheme, p.params)
+        for key, store_of in ((skey, snns), (skey + (ctx.arithmetic(p),), fixed)):
+            open_users[key] -= 1
+            if open_users[key] == 0:
+                store_of.pop(key).release()
+
     by_point: dict[str, list] = {p.key: [] for p in todo}
     closed: set[str] = set()
     total, finished = len(futures), 0
@@ -248,7 +263,7 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
         if shard.refused is not None:
             store.write_point(ctx.refused(p, shard.refused))
             outcome.refused += 1
-            closed.add(p.key)
+            close(p)
             continue
         by_point[p.key].append(shard)
         if len(by_point[p.key]) == len(ctx.edges(p)):
@@ -257,7 +272,7 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
             flt, fx = runner.merge_shards(by_point.pop(p.key), ctx.edges(p))
             store.write_point(ctx.row(p, snn, fx_net, flt, fx))
             outcome.computed += 1
-            closed.add(p.key)
+            close(p)
 
 
 def _client(workers: int | None, scheduler: str | None, echo):
