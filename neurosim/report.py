@@ -202,6 +202,10 @@ def format_summary(result) -> str:
                  f"{result.calib.name} ({len(result.calib)} images)\nANN accuracy {acc:.4f}"]
         for p in result.profiles:
             lines += ["", format_comparison(p.runs, acc, result.macs, p.ann_energy_pj, p.name)]
+        if len(result.profiles) > 1:
+            lines += ["", "The profiles side by side: fixed-point accuracy, total energy per "
+                      "inference (dynamic + static),\nlatency of one frame", "",
+                      profiles_side_by_side(result)]
         return "\n".join(lines)
     lines = [f"model  {_shown(g.name, result.model_path)}", model_table(g), "",
              f"data   {result.data.name}: {n} images   (calibration: {result.calib.name}, "
@@ -213,6 +217,31 @@ def format_summary(result) -> str:
                   f"({result.macs:,} MACs × {p.profile.price('mac')} pJ)",
                   format_mapping(p.mapping), "", format_runs(p.runs, acc, p.ann_energy_pj)]
     return "\n".join(lines)
+
+
+def profiles_side_by_side(result, markdown: bool = False) -> str:
+    """The codings (rows) on every profile (columns): fixed-point accuracy, total energy per
+    inference and latency of one frame, so profiles compare at a glance (≤ 100 columns for
+    three profiles)."""
+    codings = list(dict.fromkeys(r["coding"] for p in result.profiles for r in p.runs))
+    rows = [["ANN"] + [f"{result.ann_accuracy:.3f}, {p.ann_energy_pj / 1e6:.3g} µJ, "
+                       f"{format_seconds(ann_latency_s(result.macs, p.profile))}"
+                       for p in result.profiles]]
+    for c in codings:
+        row = [c]
+        for p in result.profiles:
+            r = next((x for x in p.runs if x["coding"] == c), None)
+            e = (r or {}).get("energy_pj")
+            acc = None if r is None else r["accuracy"]["fixed"]
+            row.append("-" if r is None else
+                       f"{'-' if acc is None else f'{acc:.3f}'}, {_uj(e and e['total'])} µJ, "
+                       f"{format_seconds(r.get('latency_s'))}")
+        rows.append(row)
+    headers = ["coding"] + [p.name for p in result.profiles]
+    if markdown:
+        return md_table(rows, headers)
+    return tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[16] + [None] *
+                    len(result.profiles))
 
 
 def ann_latency_s(macs: int, profile) -> float | None:
@@ -303,6 +332,11 @@ def format_markdown(result, figures=()) -> str:
            f"- precision: {result.precision} (fixed = the bit-accurate core with the profile's "
            f"arithmetic: every action counted and priced)",
            f"- ANN accuracy: {result.ann_accuracy:.4f}", ""]
+    if len(result.profiles) > 1:
+        out += ["## The profiles side by side", "",
+                "Per coding and profile: fixed-point accuracy, total energy per inference "
+                "(dynamic + static) and the latency of one frame; the sections below break "
+                "each down.", "", profiles_side_by_side(result, markdown=True), ""]
     for p in result.profiles:
         t_ann = ann_latency_s(result.macs, p.profile)
         out += [f"## {p.name}", "",

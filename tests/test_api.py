@@ -141,6 +141,11 @@ def test_user_files_shown_as_given_and_compare_two_profiles(tmp_path, monkeypatc
     assert validate_report(doc) == []
     md = Path("rep/report.md").read_text()
     assert "## loihi_like" in md and "## asic_45nm" in md
+    # the side-by-side table: one column per profile, each profile's own energy in it
+    assert "The profiles side by side" in out and "## The profiles side by side" in md
+    for c in doc["comparisons"]:
+        total = c["runs"][0]["energy_pj"]["total"] / 1e6
+        assert f"{total:.3f} µJ" in md and f"{total:.3f} µJ" in out
     assert str(tmp_path) not in md and str(tmp_path) not in json.dumps(doc)
     assert max(map(len, out.splitlines())) <= 100
 
