@@ -219,7 +219,8 @@ def cmd_run(args) -> int:
     _check_cheap(args)
     if args.precision != "float":
         _note_first_compile()
-    result = api.run(hw=args.hw or DEFAULT_HW, codings=args.coding or DEFAULT_CODING,
+    hw = DEFAULT_HW if args.hw is None else args.hw  # '' is a (bad) name, not the default
+    result = api.run(hw=hw, codings=args.coding or DEFAULT_CODING,
                      precision=args.precision, **_api_options(args))
     print(result.summary())
     _write_outputs(result, args)
@@ -231,7 +232,8 @@ def cmd_check(args) -> int:
 
     _check_cheap(args)
     _note_first_compile()
-    result = api.check(hw=args.hw or DEFAULT_HW, codings=args.coding or DEFAULT_CODING,
+    hw = DEFAULT_HW if args.hw is None else args.hw
+    result = api.check(hw=hw, codings=args.coding or DEFAULT_CODING,
                        progress=lambda what: print(f"  {what}", file=sys.stderr)
                        if sys.stderr.isatty() else None, **_api_options(args))
     print(result.summary())
@@ -284,7 +286,8 @@ def cmd_compare(args) -> int:
 
     _check_cheap(args)
     _note_first_compile()
-    result = api.compare(hw=args.hw or [DEFAULT_HW], codings=args.coding or ["all"],
+    hws = [DEFAULT_HW] if args.hw is None else args.hw
+    result = api.compare(hw=hws, codings=args.coding or ["all"],
                          **_api_options(args))
     print(result.summary())
     _write_outputs(result, args)

@@ -520,7 +520,6 @@ def make_corpus(d: str | Path) -> list[Case]:
     param_case("precision-choice", ("--precision", "'exact'"), "--precision", "exact",
                fast=False)
     param_case("unknown-option", ("--frobnicate",), "--frobnicate")
-    param_case("out-not-yet", ("--out", "--json"), "--out", str(d))
     param_case("range-sws-Tc20", ("Tc=20", "needs 31 state bits", "has 24", "largest Tc",
                                   "--allow-overflow"),
                "--coding", "sws:Tc=20", "--hw", str(LOIHI), "--precision", "fixed", "--limit",
@@ -539,6 +538,15 @@ def make_corpus(d: str | Path) -> list[Case]:
         ("compare-json-proc", "/proc/neurosim.json", ("--json", "/proc"), "compare"),
     ]:
         add(f"output-{cid}", "output", (command, "--json", target, "--limit", "2"), *words)
+    (d / "out_file").write_text("not a folder\n")
+    for cid, target, words, command in [
+        ("out-file", str(d / "out_file"), ("--out", "out_file", "is a file"), "run"),
+        ("out-no-parent", str(d / "no_such_dir" / "report"),
+         ("--out", "no_such_dir", "does not exist"), "run"),
+        ("out-proc", "/proc/neurosim_report", ("--out", "/proc", "cannot write"), "compare"),
+        ("check-out", str(d / "report"), ("--out", "run", "compare"), "check"),
+    ]:
+        add(f"output-{cid}", "output", (command, "--out", target, "--limit", "2"), *words)
     return cases
 
 
