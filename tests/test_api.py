@@ -121,6 +121,8 @@ def test_report_json_validates_and_corruptions_do_not(cli_out):
         "missing coding": lambda d: d["runs"][1].pop("coding"),
         "count as text": lambda d: d["runs"][0]["counts"].update(synop="many"),
         "model name a number": lambda d: d["model"].update(name=3),
+        "utilisation above 1": lambda d: d["runs"][0]["pipeline"]["utilisation"].update(x=1.5),
+        "unknown sync": lambda d: d["runs"][0]["pipeline"].update(sync="async"),
     }
     for what, edit in cases.items():
         bad = corrupt(edit)
