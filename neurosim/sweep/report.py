@@ -2,8 +2,8 @@
 
 For each (model, profile) the points computed there are compared on fixed-point accuracy
 (higher is better) against energy per inference (dynamic + static, lower is better) and
-against latency per inference in seconds (the profile's first-order run time, lower is
-better). A point is on a front when no other point is at least as accurate and at least as
+against latency per inference in seconds (the run entry's ``latency_s``: the pipeline model's
+steady-state latency of one frame, lower is better). A point is on a front when no other point is at least as accurate and at least as
 cheap, and strictly better in one of the two. For each scheme the report also names its
 cheapest setting (by energy) whose fixed-point accuracy is within 1 point (0.01) of the ANN's
 on the same images.
@@ -60,6 +60,7 @@ def _figure(rows, fronts, model, profile, ann_accuracy) -> bytes:
     from ..plots import _pyplot
 
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     schemes = sorted({r["scheme"] for r in rows})
     colours = {s: plt.cm.tab10(i % 10) for i, s in enumerate(schemes)}
@@ -77,6 +78,7 @@ def _figure(rows, fronts, model, profile, ann_accuracy) -> bytes:
                    label="Pareto front")
         ax.axhline(ann_accuracy, color="grey", ls="--", lw=0.8, label="ANN")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
         ax.set_xlabel(label)
         ax.set_ylabel("fixed-point accuracy")
         ax.grid(alpha=0.3)
@@ -97,8 +99,10 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
     written = []
     intro = (f"{len(rows)} points; every number below is from this sweep's table "
              f"(`sweep.parquet`, `sweep.csv`). Energy is per inference, dynamic + static "
-             f"(the profile's first-order run time); latency is that run time. Accuracy is the "
-             f"bit-accurate fixed-point model's, on the same images as the ANN's.")
+             f"(the profile's static power over the pipeline model's steady-state time per "
+             f"frame); latency is the pipeline model's latency of one frame in steady state. "
+             f"Accuracy is the bit-accurate fixed-point model's, on the same images as the "
+             f"ANN's.")
     lines = [f"# Sweep: {grid_name}", "", textwrap.fill(intro, 100), ""]
     refused = [r for r in rows if r["status"] != "ok"]
     groups: dict = {}
@@ -141,12 +145,14 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
         lines.append("")
     if refused:
         lines += ["## Refused points", "",
-                  "Not run (a register range that does not fit the profile's state bits; "
-                  "`allow_overflow: true` in the grid runs them with overflow counted):", ""]
+                  textwrap.fill("Not run (a register range that does not fit the profile's "
+                                "state bits; `allow_overflow: true` in the grid runs them with "
+                                "overflow counted):", 100), ""]
         for r in refused:
             first = r["message"].splitlines()[0] if r["message"] else ""
-            lines.append(f"- {r['model']} on {r['profile']} {_bits(r)}, `{r['coding']}`: "
-                         f"{first}")
+            lines.append(textwrap.fill(f"- {r['model']} on {r['profile']} {_bits(r)}, "
+                                       f"`{r['coding']}`: {first}", 100,
+                                       subsequent_indent="  ", break_on_hyphens=False))
         lines.append("")
     write_atomic(out / "report.md", "\n".join(lines))
     written.append(out / "report.md")
