@@ -274,3 +274,12 @@ def test_files_relative_to_the_grid_and_shown_as_given(tmp_path):
     rows = _rows(outcome.table)
     assert {r["profile"] for r in rows} == {"mine.yaml"} and len(rows) == 2
     assert str(tmp_path) not in (sub / "out" / "sweep.csv").read_text()
+
+
+def test_scheduler_address_runs_on_that_cluster(tmp_path, reference, client):
+    """--scheduler ADDRESS: the same command on an existing cluster (here the test's)."""
+    lines: list = []
+    outcome = run_sweep(_grid(tmp_path), tmp_path / "out", scheduler=client.scheduler.address,
+                        echo=lines.append)
+    assert any(client.scheduler.address in line for line in lines)
+    assert _rows(outcome.table) == reference
