@@ -283,3 +283,13 @@ def test_scheduler_address_runs_on_that_cluster(tmp_path, reference, client):
                         echo=lines.append)
     assert any(client.scheduler.address in line for line in lines)
     assert _rows(outcome.table) == reference
+
+
+def test_a_changed_setting_is_a_new_point_and_the_shard_size_is_not(tmp_path, reference):
+    run_sweep(_grid(tmp_path), tmp_path / "out", serial=True)
+    resharded = run_sweep(_grid(tmp_path, TINY.replace("shard_size: 7", "shard_size: 5")),
+                          tmp_path / "out", serial=True)
+    assert resharded.computed == 0 and _rows(resharded.table) == reference
+    fewer = run_sweep(_grid(tmp_path, TINY.replace("limit: 20", "limit: 12")),
+                      tmp_path / "out", serial=True)
+    assert fewer.computed == 3 and {r["images"] for r in _rows(fewer.table)} == {12}

@@ -54,12 +54,14 @@ class Point:
     arithmetic: tuple               # ((key, value), ...) overrides, in ARITHMETIC_KEYS order
     scheme: str
     params: tuple                   # ((key, value), ...) every parameter of the scheme
+    setting: tuple = ()             # the grid keys every point shares that change its numbers
 
     @property
     def key(self) -> str:
-        """A stable id of what the point computes (not of its position in the grid)."""
+        """A stable id of what the point computes (not of its position in the grid, nor of
+        the shard size, which changes no number)."""
         text = json.dumps([self.model, self.profile, list(self.arithmetic), self.scheme,
-                           list(self.params)], sort_keys=False, default=str)
+                           list(self.params), list(self.setting)], sort_keys=False, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     @property
@@ -85,13 +87,16 @@ class Grid:
     allow_overflow: bool = False
 
     def points(self) -> list[Point]:
+        setting = (("data", self.data), ("calibration", self.calibration),
+                   ("limit", self.limit), ("precision", self.precision),
+                   ("allow_overflow", self.allow_overflow))
         out = []
         for model, profile, arith in itertools.product(self.models, self.profiles,
                                                        self.arithmetic):
             for scheme, param_sets in self.codings:
                 for params in param_sets:
                     out.append(Point(len(out), model, profile, arith, scheme,
-                                     tuple(params.items())))
+                                     tuple(params.items()), setting))
         return out
 
     def model_path(self, model: str) -> str:
