@@ -614,26 +614,97 @@ A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
 
 
+# The neuron loops are jitted functions of their own, called once per layer and step: LLVM
+# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
+# (measured on digits_resnet's 1024-neuron layers: 4.5 and 7.5 ns per neuron and step inlined,
+# 0.8 and 1.4 ns as functions; the whole TSC run 2.6x faster).
+
+@njit(cache=True)
+def _encoder_loop(code, ev_sign, t):
+    """The encoder's events at step t from its spike times (eq. 1–2): +sign at t = 1, −sign
+    at t = |p|."""
+    npos = nneg = 0
+    first = np.int64(t == 1)
+    for j in range(code.shape[0]):
+        p = code[j]
+        sgn = np.int64(p > 0) - np.int64(p < 0)
+        s = sgn * (first - np.int64(abs(p) == t))  # p ≠ 0 means p* ≥ 2: never both
+        ev_sign[j] = s
+        npos += s > 0
+        nneg += s < 0
+    return npos, nneg
+
+
+@njit(cache=True)
+def _readout_loop(cur, mem, acc, bias, lo, hi, wrap, edge):
+    novf = nbias = 0
+    for j in range(acc.shape[0]):
+        i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+        v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+        cur[j] = i
+        mem[j] = v
+        novf += o1 + o2
+        nbias += np.int64(bias[j] != 0)
+    return novf, nbias
+
+
+@njit(cache=True)
+def _switch_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi, wrap, q, edge):
+    """``emission=switch``: an event at every on/off switch of the internal train."""
+    npos = nneg = nfire = novf = nbias = 0
+    for j in range(acc.shape[0]):
+        i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+        v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+        fire = np.int64(v >= q)
+        cur[j] = i
+        mem[j] = v - fire * q
+        e = fire - flag[j]
+        flag[j] = fire
+        ev_sign[j] = e
+        npos += e > 0
+        nneg += e < 0
+        nfire += fire
+        novf += o1 + o2
+        nbias += np.int64(bias[j] != 0)
+    return npos, nneg, nfire, novf, nbias
+
+
+@njit(cache=True)
+def _single_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi, wrap, q, edge):
+    """``emission=single``: +1 at the first internal spike, −1 at the first step without one
+    after it (``flag`` 0, 1, 2: before, on, done); a neuron done with its −1 stays frozen.
+    Selects rather than products of masks: an int64 multiply is a slow vector instruction."""
+    npos = nneg = nfire = novf = nbias = nlive = 0
+    for j in range(acc.shape[0]):
+        f = flag[j]
+        live = np.int64(f < 2)
+        i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
+        v, o2 = _fit(mem[j] + i, lo, hi, wrap)
+        fire = np.int64(v >= q)
+        v = v - q if fire else v
+        e = (fire if f == 0 else 0) - (1 - fire if f == 1 else 0)
+        cur[j] = i if live else cur[j]
+        mem[j] = v if live else mem[j]
+        flag[j] = f + abs(e)
+        ev_sign[j] = e
+        npos += e > 0
+        nneg += e < 0
+        nlive += live
+        nfire += fire if live else 0
+        novf += o1 + o2 if live else 0
+        nbias += np.int64(bias[j] != 0) if live else 0
+    return npos, nneg, nfire, novf, nbias, nlive
+
+
 @engine.neuron_model(TSCParams)
 @njit(cache=True, inline="always")
 def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
-    # every field the loops use is read into a local first (a namedtuple field read inside a
-    # loop costs a reference-count update per access); registers through slice views; the
-    # loops are branch-free (masks instead of ifs) so they vectorise
+    # registers through slice views, handed to the neuron loops above
     n = acc.shape[0]
     kind = m.kind[l]
-    npos = 0
-    nneg = 0
+    npos = nneg = 0  # defined on every path (numba's inliner needs it)
     if kind == ENCODER:
-        code = x[:n]
-        first = np.int64(t == 1)
-        for j in range(n):
-            p = code[j]
-            sgn = np.int64(p > 0) - np.int64(p < 0)
-            s = sgn * (first - np.int64(abs(p) == t))  # p ≠ 0 means p* ≥ 2: never both
-            ev_sign[j] = s
-            npos += s > 0
-            nneg += s < 0
+        npos, nneg = _encoder_loop(x[:n], ev_sign, t)
         c[A_SREAD] += n
         c[A_CMP] += n
     else:
@@ -649,48 +720,14 @@ def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         nfire = 0
         nbias = 0
         if kind == READOUT:
-            for j in range(n):
-                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
-                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
-                cur[j] = i
-                mem[j] = v
-                novf += o1 + o2
-                nbias += np.int64(bias[j] != 0)
+            novf, nbias = _readout_loop(cur, mem, acc, bias, lo, hi, wrap, edge)
             nlive = n
         elif m.single:
-            for j in range(n):
-                f = flag[j]
-                live = np.int64(f < 2)
-                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
-                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
-                fire = np.int64(v >= q)
-                v -= fire * q
-                e = np.int64(f == 0) * fire - np.int64(f == 1) * (1 - fire)
-                cur[j] += live * (i - cur[j])  # a neuron done with its −1 stays frozen
-                mem[j] += live * (v - mem[j])
-                flag[j] = f + abs(e)
-                ev_sign[j] = e
-                npos += e > 0
-                nneg += e < 0
-                nlive += live
-                nfire += live * fire
-                novf += live * (o1 + o2)
-                nbias += live * np.int64(bias[j] != 0)
+            npos, nneg, nfire, novf, nbias, nlive = _single_loop(cur, mem, flag, acc, bias, ev_sign,
+                                                                  lo, hi, wrap, q, edge)
         else:
-            for j in range(n):
-                i, o1 = _fit(cur[j] + acc[j] + edge * bias[j], lo, hi, wrap)
-                v, o2 = _fit(mem[j] + i, lo, hi, wrap)
-                fire = np.int64(v >= q)
-                cur[j] = i
-                mem[j] = v - fire * q
-                e = fire - flag[j]
-                flag[j] = fire
-                ev_sign[j] = e
-                npos += e > 0
-                nneg += e < 0
-                nfire += fire
-                novf += o1 + o2
-                nbias += np.int64(bias[j] != 0)
+            npos, nneg, nfire, novf, nbias = _switch_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi,
+                                                          wrap, q, edge)
             nlive = n
         c[A_SREAD] += 2 * nlive
         c[A_SWRITE] += 2 * nlive
