@@ -313,11 +313,72 @@ def _amplify(u, a):
     return out
 
 
+# The register loops are jitted functions of their own, called once per layer and step: LLVM
+# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
+# (measured on the TSC neuron: 4.5 against 0.8 ns per neuron and step). Branch-free, so they
+# vectorise: a neuron that does not fire subtracts 0 (its register is in range already, so
+# no overflow is counted).
+
+@njit(cache=True)
+def _integrate_loop(h, acc, extra, use, amp, lo, hi, wrap):
+    """h ← β·h + acc (+ extra: the encoder's drive or the bias, when ``use``)."""
+    novf = 0
+    for j in range(acc.shape[0]):
+        u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
+        u, o2 = _fit(u + acc[j] + (extra[j] if use else 0), lo, hi, wrap)
+        h[j] = u
+        novf += o1 + o2
+    return novf
+
+
+@njit(cache=True)
+def _amplify_loop(g, amp, lo, hi, wrap):
+    """g ← β·g (the TSA-ReLU counterpart outside its firing window)."""
+    novf = 0
+    for j in range(g.shape[0]):
+        gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
+        g[j] = gv
+        novf += o1
+    return novf
+
+
+@njit(cache=True)
+def _fire_relu_loop(h, g, ev_sign, amp, vth, rs, neg, lo, hi, wrap):
+    """TSA-ReLU: g ← β·g; fire on o = max(h, 0) − g; reset g."""
+    novf = npos = nneg = 0
+    for j in range(h.shape[0]):
+        gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
+        u = h[j]
+        o = u - gv if u >= 0 else -gv
+        sgn = np.int64(o >= vth) - np.int64(neg and o <= -vth)
+        gv, o2 = _fit(gv + _signed(rs, sgn), lo, hi, wrap)
+        g[j] = gv
+        novf += o1 + o2
+        ev_sign[j] = sgn
+        npos += sgn > 0
+        nneg += sgn < 0
+    return novf, npos, nneg
+
+
+@njit(cache=True)
+def _fire_loop(h, ev_sign, vth, rs, neg, lo, hi, wrap):
+    """TSA: fire on h, reset by subtraction."""
+    novf = npos = nneg = 0
+    for j in range(h.shape[0]):
+        u = h[j]
+        sgn = np.int64(u >= vth) - np.int64(neg and u <= -vth)
+        u, o1 = _fit(u - _signed(rs, sgn), lo, hi, wrap)
+        h[j] = u
+        novf += o1
+        ev_sign[j] = sgn
+        npos += sgn > 0
+        nneg += sgn < 0
+    return novf, npos, nneg
+
+
 @engine.neuron_model(TSAParams)
 @njit(cache=True, inline="always")
 def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
-    # every field the loops use is read into a local first: a namedtuple field read inside a
-    # loop costs a reference-count update per access
     n = acc.shape[0]
     k = m.kind[l]
     lo, hi, wrap, t_ = m.lo, m.hi, m.wrap, m.amp
@@ -335,28 +396,12 @@ def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         extra, use = x[:n], m.current and in_recv
     else:
         extra, use = m.bias[off:off + n], in_recv and m.bias_nonzero[l] > 0
-    novf = 0
     # 1. amplify and integrate
-    if use:
-        for j in range(n):
-            u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
-            u, o2 = _fit(u + acc[j] + extra[j], lo, hi, wrap)
-            h[j] = u
-            novf += o1 + o2
-    else:
-        for j in range(n):
-            u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
-            u, o2 = _fit(u + acc[j], lo, hi, wrap)
-            h[j] = u
-            novf += o1 + o2
+    novf = _integrate_loop(h, acc, extra, use, amp, lo, hi, wrap)
     if relu and not fires:
-        for j in range(n):
-            gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
-            g[j] = gv
-            novf += o1
-    # 2. fire and reset, branch-free: a neuron that does not fire subtracts 0 (its register
-    # is in range already, so no overflow is counted). The signs go to ev_sign[j] first (a
-    # loop that vectorises), then are compacted into events in place.
+        novf += _amplify_loop(g, amp, lo, hi, wrap)
+    # 2. fire and reset; the signs go to ev_sign[j] first, then are compacted into events
+    # in place
     npos = 0
     nneg = 0
     if fires:
@@ -364,27 +409,10 @@ def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         rs = m.reset[l]
         neg = m.negative
         if relu:
-            for j in range(n):
-                gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
-                u = h[j]
-                o = u - gv if u >= 0 else -gv
-                sgn = np.int64(o >= vth) - np.int64(neg and o <= -vth)
-                gv, o2 = _fit(gv + _signed(rs, sgn), lo, hi, wrap)
-                g[j] = gv
-                novf += o1 + o2
-                ev_sign[j] = sgn
-                npos += sgn > 0
-                nneg += sgn < 0
+            o, npos, nneg = _fire_relu_loop(h, g, ev_sign, amp, vth, rs, neg, lo, hi, wrap)
         else:
-            for j in range(n):
-                u = h[j]
-                sgn = np.int64(u >= vth) - np.int64(neg and u <= -vth)
-                u, o1 = _fit(u - _signed(rs, sgn), lo, hi, wrap)
-                h[j] = u
-                novf += o1
-                ev_sign[j] = sgn
-                npos += sgn > 0
-                nneg += sgn < 0
+            o, npos, nneg = _fire_loop(h, ev_sign, vth, rs, neg, lo, hi, wrap)
+        novf += o
         compact_events(ev_idx, ev_sign, n)  # npos + nneg events
     # counts (README "Counting semantics")
     regs = 2 if relu else 1
