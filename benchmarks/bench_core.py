@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import ceiling  # noqa: E402
 import dense_torch  # noqa: E402
 import nets  # noqa: E402
+import sections  # noqa: E402
 
 from neurosim.calibrate import calibrate  # noqa: E402
 from neurosim.core import engine  # noqa: E402
@@ -258,9 +259,11 @@ def main() -> None:
         "layers. The generated networks have random weights and random inputs: their spike "
         "density is not that of a trained network on real images.",
     ]
-    out = ROOT / "reports" / "benchmarks.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines) + "\n"
+    # sections other benchmarks own (bench_sweep.py's), carried over from the file as it was
+    text += "".join("\n" + block for block in sections.kept())
+    sections.BENCHMARKS.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

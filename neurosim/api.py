@@ -102,7 +102,7 @@ def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=
                 seed=None, allow_overflow=False, default_codings=DEFAULT_CODINGS) -> Inputs:
     """Check and load everything a run needs, cheapest checks first: a bad coding, limit or
     seed fails before the model is read."""
-    from .data import check_labels, load_calibration, load_data
+    from .data import check_labels, check_scale, load_calibration, load_data
     from .hw.profile import load_profile
     from .onnx_import import load_onnx
     from .schemes import expand_codings
@@ -129,6 +129,7 @@ def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=
     test = load_data(data, graph.input_shape).head(limit)
     check_labels(test, out[0])
     calibration = load_calibration(calib, graph.input_shape)
+    check_scale(test, calibration)
     return Inputs(graph, _shown_model_path(model), profiles,
                   [_shown_profile_path(h, p) for h, p in zip(hws, profiles)], test, calibration,
                   specs)

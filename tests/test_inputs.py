@@ -45,6 +45,8 @@ def files(tmp_path_factory):
     npz("objects.npz", x=np.array([object()] * 10, dtype=object), y=y)
     npz("huge.npz", x=x * 1e30, y=y)
     npz("calib_zero.npz", x=np.zeros_like(x))
+    # test images 0..255 against the bundled calibration 0..1: every input would saturate
+    npz("uint8_scale.npz", x=np.round(x * 255), y=y)
     np.save(d / "plain.npy", x)
     made["plain.npy"] = str(d / "plain.npy")
     (d / "table.csv").write_text("1,2,3\n4,5,6\n")
@@ -78,6 +80,7 @@ CASES = [
     (["--data", "{table.csv}"], ["table.csv", ".npz", "arrays x"]),
     (["--data", "{dir}"], ["is a directory"]),
     (["--calib", "{calib_zero.npz}"], ["all zero"]),
+    (["--data", "{uint8_scale.npz}"], ["uint8_scale.npz", "0..255", "--calib", "scaled differently"]),
     (["--calib", "{digits_mycalib.npz}"], ["digits_mycalib.npz", "(1, 5, 5)"]),
     (["{map_output.onnx}"], ["map_output.onnx", "(10, 8, 8)", "classes"]),
     (["{one_output.onnx}"], ["one_output.onnx", "(1,)", "at least 2 classes"]),

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
@@ -212,6 +213,19 @@ def test_bad_grids_exit_2_naming_the_key(tmp_path, capsys, text, words):
     assert "Traceback" not in err and "bad.yaml" in err
     for w in words:
         assert w in err
+
+
+def test_data_scaled_unlike_the_calibration_exits_2(tmp_path, capsys):
+    from neurosim.data import digits
+
+    test = digits("test")
+    np.savez(tmp_path / "x255.npz", x=np.round(test.x[:20] * 255), y=test.y[:20])
+    path = tmp_path / "scaled.yaml"
+    path.write_text(TINY + f"data: {tmp_path / 'x255.npz'}\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "scaled.yaml" in err
+    assert "x255.npz" in err and "scaled differently" in err
 
 
 def test_cli_dry_run_and_run(tmp_path, capsys):

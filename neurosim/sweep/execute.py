@@ -79,7 +79,7 @@ def load_context(grid: Grid) -> Context:
     """Models, data and profiles, checked (a bad one is a UserError naming it)."""
     from .. import ann
     from ..api import resolve_model
-    from ..data import check_labels, load_calibration, load_data
+    from ..data import check_labels, check_scale, load_calibration, load_data
     from ..hw.profile import load_profile
     from ..onnx_import import load_onnx
 
@@ -104,6 +104,7 @@ def load_context(grid: Grid) -> Context:
             data = load_data(grid.data_path(grid.data), graph.input_shape).head(grid.limit)
             check_labels(data, out[0])
             calib = load_calibration(grid.data_path(grid.calibration), graph.input_shape)
+            check_scale(data, calib, "data", "calibration")
         except UserError as exc:
             raise UserError(f"{grid.path}: data/calibration for model {spec}: {exc}") from None
         models[spec] = ModelInputs(graph.name, graph, data, calib,
