@@ -155,9 +155,14 @@ class ProfileResult:
     profile: Any
     path: str | None              # as given; None when bundled
     mapping: Any
-    ann_energy_pj: float
+    ann_energy_pj: float          # MACs only: a lower bound
+    ann_memory: dict | None       # the ANN with its memory traffic (energy.ann_energy_fair)
     runs: list[dict]
     traces: list[CodingTrace]
+
+    @property
+    def ann_energy_with_memory_pj(self) -> float | None:
+        return None if self.ann_memory is None else self.ann_memory["total_pj"]
 
     @property
     def name(self) -> str:
@@ -217,14 +222,18 @@ class Result:
             data={"name": self.data.name, "images": len(self.data)},
             hw=first.hw_dict(with_mapping=self.command == "run"),
             ann={"accuracy": self.ann_accuracy, "macs": self.macs,
-                 "energy_pj": first.ann_energy_pj},
+                 "energy_pj": first.ann_energy_pj,
+                 "energy_with_memory_pj": first.ann_energy_with_memory_pj,
+                 "memory_model": first.ann_memory},
             runs=first.runs,
         )
         doc["calibration"] = {"name": self.calib.name, "images": len(self.calib)}
         doc["precision"] = self.precision
         if self.command == "compare" or len(self.profiles) > 1:
             doc["comparisons"] = [{"hw": p.hw_dict(with_mapping=False),
-                                   "ann_energy_pj": p.ann_energy_pj, "runs": p.runs}
+                                   "ann_energy_pj": p.ann_energy_pj,
+                                   "ann_energy_with_memory_pj": p.ann_energy_with_memory_pj,
+                                   "runs": p.runs}
                                   for p in self.profiles]
         return doc
 
@@ -314,7 +323,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                takes over ~2 s; ``False``: none; a callable ``(label, done, total)``: yours
     """
     from . import ann
-    from .energy import ann_energy
+    from .energy import ann_energy, ann_energy_fair
     from .hw.mapping import map_layers
     from .progress import ProgressBars
     from .report import layer_sizes
@@ -355,7 +364,8 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
             runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
                                progress=progress, seed=seed, on_result=keep)
             result.profiles.append(ProfileResult(profile, shown, mapping,
-                                                 ann_energy(macs, profile), runs, traces))
+                                                 ann_energy(macs, profile),
+                                                 ann_energy_fair(graph, profile), runs, traces))
     finally:
         if bars is not None:
             bars.close()

@@ -214,9 +214,24 @@ def format_summary(result) -> str:
     for p in result.profiles:
         lines += ["", f"hw     {_shown(p.name, p.path)}",
                   f"ANN baseline energy  {p.ann_energy_pj / 1e6:.3f} µJ per inference "
-                  f"({result.macs:,} MACs × {p.profile.price('mac')} pJ)",
+                  f"({result.macs:,} MACs × {p.profile.price('mac')} pJ: a lower bound)"
+                  + _ann_memory_line(p),
                   format_mapping(p.mapping), "", format_runs(p.runs, acc, p.ann_energy_pj)]
     return "\n".join(lines)
+
+
+def _ann_memory_line(p, markdown: bool = False) -> str:
+    """The ANN priced with its memory traffic under the profile's stated reuse (the like-for-
+    like baseline: every SNN synop pays its weight read too), or nothing without one."""
+    m = p.ann_memory
+    if m is None:
+        return ""
+    if markdown:
+        return (f"; with its memory traffic {m['total_pj'] / 1e6:.3f} µJ (weight reuse "
+                f"{m['weight_reuse']:g}, activation reuse {m['activation_reuse']:g}: the "
+                f"profile's ann_baseline)")
+    return (f"\n{'':21}with its memory traffic {m['total_pj'] / 1e6:.3f} µJ (reuse: weights "
+            f"{m['weight_reuse']:g}, activations {m['activation_reuse']:g})")
 
 
 def profiles_side_by_side(result, markdown: bool = False) -> str:
@@ -341,7 +356,8 @@ def format_markdown(result, figures=()) -> str:
         t_ann = ann_latency_s(result.macs, p.profile)
         out += [f"## {p.name}", "",
                 f"The ANN on this profile: {result.macs:,} MACs × {p.profile.price('mac')} pJ = "
-                f"{p.ann_energy_pj / 1e6:.3f} µJ per inference (MACs only: a lower bound), "
+                f"{p.ann_energy_pj / 1e6:.3f} µJ per inference (MACs only: a lower bound)"
+                + _ann_memory_line(p, markdown=True) + ", "
                 + (f"{format_seconds(t_ann)} at the profile's MAC time." if t_ann is not None else
                    "no time (the profile gives no MAC time)."),
                 f"The network uses {p.mapping.total_cores} of {p.mapping.available_cores} cores"
@@ -360,20 +376,29 @@ def format_markdown(result, figures=()) -> str:
                  f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}"] for r in p.runs]
         out += [md_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
                                  "frames/s", "spikes +/−"]), ""]
-        rows = []
+        rows, ratios = [], []
+        mem = p.ann_energy_with_memory_pj
         for r in p.runs:
             e = r["energy_pj"] or {}
             rows.append([_short(r["coding"], 24), _uj(e.get("dynamic")), _uj(e.get("static")),
-                         _uj(e.get("total")), _ratio(e.get("dynamic"), p.ann_energy_pj),
-                         _ratio(e.get("total"), p.ann_energy_pj),
+                         _uj(e.get("total")),
                          "-" if r["overflows"] is None else f"{r['overflows']:.3g}",
                          _uj(e.get("static_serial_bound"))])
+            ratios.append([_short(r["coding"], 24), _ratio(e.get("dynamic"), p.ann_energy_pj),
+                           _ratio(e.get("dynamic"), mem), _ratio(e.get("total"), p.ann_energy_pj),
+                           _ratio(e.get("total"), mem)])
         out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices, "
                 "hops included; static = static power × the pipeline model's steady-state time "
                 "per frame; *serial static* = the same power over one frame with every layer's "
                 "work of a step serial on one core, the first-order upper bound):", "",
-                md_table(rows, ["coding", "dynamic", "static", "total", "dyn vs ANN",
-                                "total vs ANN", "overflows", "serial static"]), ""]
+                md_table(rows, ["coding", "dynamic", "static", "total", "overflows",
+                                "serial static"]), "",
+                "Against the ANN on this profile: *ANN* is its MAC energy alone (a lower bound: "
+                "no memory traffic, while every synop above pays its weight read), *ANN+mem* the "
+                "ANN with its weight and activation traffic under the profile's stated reuse, "
+                "like for like (the ANN has no static part in either):", "",
+                md_table(ratios, ["coding", "dyn vs ANN", "dyn vs ANN+mem", "total vs ANN",
+                                  "total vs ANN+mem"]), ""]
         piped = [r for r in p.runs if r.get("pipeline")]
         if piped:
             rows = [[_short(r["coding"], 24), r["pipeline"]["sync"],

@@ -90,7 +90,12 @@ def test_out_writes_every_file(cli_out):
     for run in doc["runs"]:
         assert run["throughput_fps"] > 0 and run["latency_s"] == run["pipeline"]["latency_s"]
         assert run["latency_s"] * run["throughput_fps"] >= 1.0 - 1e-9
+    # the ANN twice: MACs only (a lower bound) and with its memory traffic (like for like)
+    ann = doc["ann"]
+    assert ann["memory_model"]["mac_only_pj"] == pytest.approx(ann["energy_pj"])
+    assert ann["energy_with_memory_pj"] == ann["memory_model"]["total_pj"] > ann["energy_pj"]
     md = (out / "report.md").read_text()
+    assert "with its memory traffic" in md and "dyn vs ANN+mem" in md
     assert all(f"]({f})" in md for f in FIGURES)
     assert all(r["coding"] in md for r in doc["runs"])
     assert f"{doc['ann']['accuracy']:.4f}" in md
