@@ -553,24 +553,15 @@ def _poisson_loop(levels, ev_sign, key):
 
 
 @njit(cache=True)
-def _regular_loop(h, drive, ev_sign, q):
-    """The regular encoder: V += drive, a spike at V ≥ q, reset by subtraction."""
+def _fire_loop(h, ev_sign, q, drive=None):
+    """IF: V (+ ``drive``, the regular encoder's) spikes at V ≥ q, reset by subtraction.
+    ``drive is None`` is decided when numba compiles, not per neuron."""
     nspk = 0
     for j in range(h.shape[0]):
-        u = h[j] + drive[j]
-        s = np.int64(u >= q)
-        h[j] = u - q if s else u
-        ev_sign[j] = s
-        nspk += s
-    return nspk
-
-
-@njit(cache=True)
-def _fire_loop(h, ev_sign, q):
-    """IF: a spike at V ≥ q, reset by subtraction."""
-    nspk = 0
-    for j in range(h.shape[0]):
-        u = h[j]
+        if drive is None:
+            u = h[j]
+        else:
+            u = h[j] + drive[j]
         s = np.int64(u >= q)
         h[j] = u - q if s else u
         ev_sign[j] = s
@@ -618,7 +609,7 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         novf = 0
         if kind == REGULAR:
             # drive ≤ Q_0 and V < Q_0 before it: V + drive < 2·Q_0 fits (module docstring)
-            nspk = _regular_loop(h, x[:n], ev_sign, q)
+            nspk = _fire_loop(h, ev_sign, q, x[:n])
         else:
             lo, hi, wrap = m.lo, m.hi, m.wrap
             bias = m.bias[off:off + n]
