@@ -16,6 +16,8 @@ from onnx import helper
 
 from neurosim import ann
 from neurosim.calibrate import calibrate
+from neurosim.core.network import CONV
+from neurosim.counts import ACTION_INDEX
 from neurosim.cli import main
 from neurosim.core.tsa import encode_input, initial_state, quantize_sws
 from neurosim.data import Dataset, check_scale, load_calibration, load_data
@@ -406,6 +408,40 @@ def test_dense_maps_are_probed_in_batches_and_refused_when_huge(tmp_path, monkey
     with pytest.raises(UserError, match=r"relu0 → pool \(avgpool\) → conv \(conv\) does not "
                                         r"fold.*72 × 108 weights"):
         normal_form(g, pop.projections[0], pop)
+
+
+def test_a_chain_that_does_not_fold_counts_its_connections_not_its_structural_zeros(tmp_path):
+    """A pool with uncounted padding before a padded conv is multiplied out into a dense map:
+    each source neuron reaches at most 3 × 5 × 5 of the 108 targets. A spike's synops are its
+    non-zero entries (the synapses a chip would store), on the engine and the reference."""
+    conv, inits = _conv("conv", "r", 2, 3, 3, "c", pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("Relu", ["x"], ["r0"], name="relu0"),
+             helper.make_node("AveragePool", ["r0"], ["r"], name="pool", kernel_shape=[3, 3],
+                              strides=[1, 1], pads=[1, 1, 1, 1]), conv,
+             helper.make_node("Relu", ["c"], ["h"], name="relu"),
+             helper.make_node("Flatten", ["h"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "G_W"], ["y"], name="gemm", transB=1)]
+    g = _agrees(tmp_path, model(nodes, [("x", ("N", 2, 6, 6))], "y",
+                                inits + [("G_W", RNG.normal(0, 1, (4, 108)))]), (2, 6, 6))
+    x = RNG.uniform(0, 1, (3, 2, 6, 6))
+    snn = convert(g, calibrate(g, x), dict(Tc=4, Ts=1, beta=2.0, threshold_ratio=0.5,
+                                           negative_spikes=True, relu_counterpart=True,
+                                           encoder="current"))
+    net = quantize_sws(snn, dataclasses.replace(LOIHI, allow_overflow=True))
+    probed = [p for p in range(len(net.p_src))
+              if net.p_kind[p] != CONV and net.size[net.p_dst[p]] == 108]
+    assert len(probed) == 1
+    p = probed[0]
+    fan = net.fanout[net.p_foff[p]:net.p_foff[p] + net.size[net.p_src[p]]]
+    assert fan.max() <= 3 * 5 * 5 < 108 and fan.min() >= 3 * 2 * 2
+    drive = encode_input(net, x)
+    _, by_step, _, spikes = assert_engine_matches_reference(net, drive, initial_state(net, drive))
+    # the synops into that layer are the source's events weighted by their fan-out
+    src, dst = net.p_src[p], net.p_dst[p]
+    events = np.abs(spikes[:, :, net.layer_slice(src)]).astype(np.int64)
+    others = [q for q in range(len(net.p_src)) if net.p_dst[q] == dst and q != p]
+    assert not others and not net.p_delay[p]
+    assert by_step[dst, :, ACTION_INDEX["synop"]].sum() == (events @ fan).sum() > 0
 
 
 @pytest.mark.parametrize("op, axis, words", [

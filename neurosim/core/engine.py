@@ -66,6 +66,7 @@ Topology = namedtuple("Topology", [
     "weights", "negated",  # the weights (int32 or int64) and their negatives
     "ring", "ring_off",
     "pos_of",  # per neuron (all layers): its position, index // channels of its layer
+    "fanout", "p_foff",  # dense: synapses per source neuron (EventNetwork.fanout)
 ])
 
 
@@ -216,7 +217,8 @@ def topology(net: EventNetwork) -> Topology:
         p_cstride=p_cstride, p_tap=p_tap, tp_ptr=cat(ptrs), tp_out=cat(outs), tp_w=cat(ws),
         tp_len=cat(lens), weights=weights, negated=-weights, ring=ring,
         ring_off=np.concatenate([[0], np.cumsum(ring * net.size)]).astype(np.int64),
-        pos_of=_positions(net, p_cin))
+        pos_of=_positions(net, p_cin), fanout=np.asarray(net.fanout, np.int64),
+        p_foff=np.asarray(net.p_foff, np.int64))
     object.__setattr__(net, "_topology", topo)
     return topo
 
@@ -249,15 +251,19 @@ def _add_row(acc, out, weights, w, n):
 
 @njit(cache=True, inline="always")
 def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, cstride,
-             tp, tp_out, tp_w, tp_len, weights, negated, pos_of):
+             tp, tp_out, tp_w, tp_len, weights, negated, pos_of, fanout):
     """The ``ne`` events at ``ev_*[base:]`` through one projection; returns its synops.
     ``negated`` holds −weights, so a −1 event is the same add from the other table;
-    ``pos_of`` the source layer's positions (``_positions``)."""
+    ``pos_of`` the source layer's positions (``_positions``); ``fanout`` a dense map's
+    synapses per source neuron (its row is added whole: a structural zero adds nothing)."""
     if kind != CONV:
+        synops = 0
         for e in range(ne):
+            idx = ev_idx[base + e]
             ws = weights if ev_sign[base + e] > 0 else negated
-            _add_row(acc, 0, ws, woff + ev_idx[base + e] * n_out, n_out)
-        return ne * n_out
+            _add_row(acc, 0, ws, woff + idx * n_out, n_out)
+            synops += fanout[idx]
+        return synops
     synops = 0
     for e in range(ne):
         idx = ev_idx[base + e]
@@ -290,6 +296,7 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace, waterma
                                            topo.p_tap)
     tp_ptr, tp_out, tp_w, tp_len = topo.tp_ptr, topo.tp_out, topo.tp_w, topo.tp_len
     weights, negated, pos_of = topo.weights, topo.negated, topo.pos_of
+    fanout, p_foff = topo.fanout, topo.p_foff
     n_img = state.shape[0]
     n_layers = size.shape[0]
     steps = topo.steps
@@ -332,7 +339,8 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace, waterma
                                                ne, n, p_kind[p], p_woff[p], p_cin[p], p_cg[p],
                                                p_og[p], p_cstride[p], tp_ptr[p_tap[p]:], tp_out,
                                                tp_w, tp_len, weights, negated,
-                                               pos_of[offset[s]:offset[s] + size[s]])
+                                               pos_of[offset[s]:offset[s] + size[s]],
+                                               fanout[p_foff[p]:])
                         if d > 0:
                             c[A_FR] += ne
                             counts[s, t - d - 1, A_FW] += ne

@@ -23,6 +23,12 @@ integer parameters whose class selects the neuron model the engine calls
   projection whose weights are smaller than the layer's largest keeps its full weight bits,
   finer by ``p_fine`` bits (as each Lava/Loihi Dense or Conv process has its own
   ``weight_exp``).
+* **Synapses.** A conv event reaches every valid kernel tap × output channel of its group. A
+  dense map's row is the source neuron's fan-out; its synapses are the entries that are not
+  zero in the float map (``fanout``, per source neuron, at ``p_foff``), so a map multiplied
+  out of a chain that does not fold into one conv (``neurosim.projection``) counts the
+  connections it has, not its structural zeros. A weight that rounds to 0 is still a stored
+  synapse.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class EventNetwork:
     info: Any = None  # the scheme's record for decoding outputs (float scales etc.)
     offset: np.ndarray = field(default=None)
     ring: np.ndarray = field(default=None)  # (layers,) event ring length: max delay out + 1
+    # dense projections: synapses per source neuron (core order) at fanout[p_foff[p]:]
+    fanout: np.ndarray = field(default=None)
+    p_foff: np.ndarray = field(default=None)
 
     def __post_init__(self):
         self.size = np.asarray(self.size, np.int64)
@@ -66,6 +75,11 @@ class EventNetwork:
             self.offset = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(np.int64)
         if self.p_fine is None:
             self.p_fine = np.zeros(len(self.p_src), np.int64)
+        if self.fanout is None:  # every entry of a dense map a synapse
+            rows = [np.full(self.size[s], self.size[d], np.int64) if k != CONV
+                    else np.zeros(0, np.int64)
+                    for s, d, k in zip(self.p_src, self.p_dst, self.p_kind)]
+            self.fanout, self.p_foff = _concat_rows(rows)
         if self.ring is None:
             ring = np.ones(len(self.size), np.int64)
             for s, d in zip(self.p_src, self.p_delay):
@@ -102,8 +116,8 @@ class ProjectionBuilder:
     arrays of an ``EventNetwork``, weights re-ordered to the core's channels-last layout."""
 
     def __init__(self):
-        self.src, self.dst, self.kind, self.delay, self.woff, self.geom, self.flat, self.fine = (
-            [] for _ in range(8))
+        (self.src, self.dst, self.kind, self.delay, self.woff, self.geom, self.flat, self.fine,
+         self.fanout) = ([] for _ in range(9))
         self._next = 0
 
     def add(self, m, w_int: np.ndarray, src: int, dst: int, delay: int, fine: int = 0) -> None:
@@ -113,12 +127,15 @@ class ProjectionBuilder:
             self.kind.append(CONV)
             self.geom.append(conv_geometry(m))
             flat = w_int.transpose(2, 3, 1, 0).reshape(-1)  # (kh, kw, C/g, O)
+            self.fanout.append(np.zeros(0, np.int64))
         else:
             self.kind.append(DENSE)
             self.geom.append(np.zeros(N_GEOM, np.int64))
             # one row per source neuron, both axes in core (HWC) order
             mat = _core_order(w_int.T, m.in_shape, axis=0)
             flat = _core_order(mat, m.out_shape, axis=1).reshape(-1)
+            linked = _core_order(np.asarray(m.weight).T != 0, m.in_shape, axis=0)
+            self.fanout.append(linked.sum(axis=1).astype(np.int64))
         self.src.append(src)
         self.dst.append(dst)
         self.delay.append(int(delay))
@@ -137,11 +154,19 @@ class ProjectionBuilder:
         if np.any(shift < 0):  # a quantizer bug, not a user error: finer than the state unit
             raise AssertionError(f"projection finer than its layer's state unit: {shift}")
         lengths = np.array([f.size for f in self.flat], np.int64)
-        return dict(p_src=np.array(self.src, np.int64), p_dst=dst,
+        fanout, p_foff = _concat_rows(self.fanout)
+        return dict(fanout=fanout, p_foff=p_foff,p_src=np.array(self.src, np.int64), p_dst=dst,
                     p_kind=np.array(self.kind, np.int64), p_delay=np.array(self.delay, np.int64),
                     p_woff=np.array(self.woff, np.int64),
                     p_geom=np.array(self.geom, np.int64).reshape(-1, N_GEOM),
                     weights=ints << np.repeat(shift, lengths), weight_ints=ints, p_fine=fine)
+
+
+def _concat_rows(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One flat array of per-projection rows and each row's offset in it."""
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]]).astype(np.int64)
+    flat = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    return flat, offsets[:len(rows)]
 
 
 def conv_geometry(m: ConvMap) -> np.ndarray:

@@ -90,7 +90,8 @@ def run_reference(net: EventNetwork, inputs: np.ndarray, state: np.ndarray):
                 else:
                     w = net.weights[net.p_woff[p]:net.p_woff[p] + net.size[s] * n].reshape(net.size[s], n)
                     acc += sv @ w
-                    c[:, a["synop"]] += np.abs(sv).sum(1) * n
+                    fan = net.fanout[net.p_foff[p]:net.p_foff[p] + net.size[s]]
+                    c[:, a["synop"]] += np.abs(sv) @ fan
                 if d > 0:
                     ne = np.abs(sv).sum(1)
                     c[:, a["fifo_read"]] += ne

@@ -82,7 +82,7 @@ The encoder has no membrane: its register is the K-bit code. The decision unit w
 
 | action | counted |
 |---|---|
-| `synop` | per spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1); none into the readout during its skipped periods, none after an early decision |
+| `synop` | per spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target it connects to; identity shortcut: 1); none into the readout during its skipped periods, none after an early decision |
 | `weight_read` | 0: a synop includes its weight read |
 | `state_read` | encoder: 1 per pixel and step (its K-bit code); hidden: 1 per neuron and step (V'); readout: 1 per neuron and integrating step; decision unit: 3 per step from T1 (class, count, δ_EMA) |
 | `state_write` | hidden: 1 per neuron and step; readout: 1 per neuron and integrating step; decision unit: 3 per step from T1, + 1 in the step it decides (the stop flag) |

@@ -61,7 +61,7 @@ every step.
 
 | action | counted |
 |---|---|
-| `synop` | per spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1) |
+| `synop` | per spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target it connects to; identity shortcut: 1) |
 | `weight_read` | 0: a synop includes its weight read |
 | `mac` | `input=current` only: one per stored synapse of each projection from the input, once per image (step 1), in the layer it feeds: the integer W·x |
 | `state_read` | per neuron and step of the hidden layers, the readout and the `regular` encoder: 1 (membrane; the readout's accumulator); `input=current`: +1 per neuron of a layer fed by the input (its current register). The `poisson` encoder has no membrane: 0 |

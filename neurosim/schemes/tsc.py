@@ -82,7 +82,7 @@ engine). A neuron is *live* in a step unless it is a ``single`` neuron that has 
 
 | action | counted |
 |---|---|
-| `synop` | per event, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1): the weight read and the add into the target's current, at most 2 per synapse per inference with `single` |
+| `synop` | per event, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target it connects to; identity shortcut: 1): the weight read and the add into the target's current, at most 2 per synapse per inference with `single` |
 | `weight_read` | 0: a synop includes its weight read |
 | `state_read` | encoder: 1 per pixel and step (its p*); hidden: 1 per neuron and step (the flag) + 2 per live neuron and step (I, V); readout: 2 per neuron and step |
 | `state_write` | hidden: 2 per live neuron and step (I, V) + 1 per emitted event (the flag changes exactly then); readout: 2 per neuron and step |

@@ -91,7 +91,7 @@ re-read sum goes through the same exact dendritic accumulator as the synops).
 
 | action | counted |
 |---|---|
-| `synop` | per input spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target; identity shortcut: 1). Spikes arriving at input offset T−1 (value 0) are fanned out and counted, then dropped |
+| `synop` | per input spike, per stored synapse of its fan-out (conv: valid taps × output channels of its group; dense: every target it connects to; identity shortcut: 1). Spikes arriving at input offset T−1 (value 0) are fanned out and counted, then dropped |
 | `weight_read` | `current`: 0 (a synop includes its weight read). `reaccumulate`: at integration offset s (0…T−2), every synapse activated at an earlier offset of the window (the sum of the layer's synops at offsets < s): a synapse whose spike came at offset k is read 1 + (T−2−k) = n times in all, once as a synop and then as `weight_read` |
 | `state_read`, `state_write` | integration offsets 0…T−2, per neuron: `current` 2 each (V, I), `reaccumulate` 1 each (V). Boundary: 1 each per neuron with a non-zero bias. Firing window, per neuron: offset 0 reads 1 and writes only on a spike; offsets 1…T−1 read 1 and write 1. Input layer: offset 0 writes 1 (the load of n), offsets 1…T−1 read 1 and write 1 |
 | `add` | integration, per neuron and offset: `current` 2 (spikes into I, I into V); `reaccumulate` 1 (the summed weights into V) + 1 per re-read weight. Firing window offsets 1…T−1 (and input layer offsets 1…T−1): 1 per neuron (the ramp) |
