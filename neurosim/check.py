@@ -154,8 +154,8 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
         half = r["weight_bits_within_half_point"]
         need = r["state_bits_needed"]
         out.append(textwrap.fill(
-            f"For a chip designer: {r['coding']} stays within 0.5 points of float from "
-            + (f"{half}-bit weights on" if half else "no swept weight width")
+            f"For a chip designer: {r['coding']} loses at most 0.5 points against float "
+            + (f"from {half}-bit weights on" if half else "at no swept weight width")
             + "; its registers need "
             + (f"{need} state bits at the weights' resolution (the largest high-water mark "
                f"above, fractional bits excluded)" if isinstance(need, int) else
