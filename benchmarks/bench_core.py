@@ -190,7 +190,7 @@ def main() -> None:
         "",
         "Written by `python benchmarks/bench_core.py`; every number below comes from that run.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} vCPUs, "
+        f"Machine: {ceiling.cpu_model()} ({platform.machine()}), {os.cpu_count()} vCPUs, "
         f"Python {platform.python_version()}, numba {numba.__version__}, numpy {np.__version__}"
         + (f", torch {dense_torch.version()}" if have_torch else "") + ". "
         f"SWS Tc={PARAMS['Tc']}, Ts={PARAMS['Ts']}, β={PARAMS['beta']}, profile loihi_like "

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import sections  # noqa: E402
-from ceiling import parallel_ceiling  # noqa: E402
+from ceiling import cpu_model, parallel_ceiling  # noqa: E402
 
 from neurosim.sweep import load_grid, run_sweep  # noqa: E402
 from neurosim.sweep.command import resolve_grid  # noqa: E402
@@ -153,7 +153,7 @@ def main() -> int:
         "Written by `python benchmarks/bench_sweep.py "
         f"--limit {args.limit} --shard-size {args.shard_size} --workers {args.workers}`; "
         "every number below comes from that run.", "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} vCPUs, Python "
+        f"Machine: {cpu_model()} ({platform.machine()}), {os.cpu_count()} vCPUs, Python "
         f"{platform.python_version()}, numba {numba.__version__}. Load average after the run "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; the benchmark itself keeps "
         f"up to {args.workers} cores busy, more means other work shared the machine).", "",

@@ -59,6 +59,21 @@ def scatter_ceiling(width: int, hw: int = 16, events: int = 4096, seconds: float
         reps *= 2
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the architecture: the same script on
+    another machine gives other numbers, so the report says which machine it ran on."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def parallel_ceiling() -> float:
     """Throughput of two single-thread processes at once over one alone (ideal: 2.0)."""
     code = ("import time\nt=time.perf_counter()\ns=0\nfor i in range(30_000_000): s+=i\n"
