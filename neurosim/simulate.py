@@ -76,17 +76,21 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     for name, params, scheme, snn, fixed in prepared:
         flt = fx = None
         if precision in ("float", "both"):
-            flt = scheme.simulate(snn, data.x)
+            flt = scheme.simulate(snn, data.x, progress=_labelled(progress, f"{name} float"))
         if fixed is not None:
-            step = (lambda done, total, _n=name: progress(f"{_n} fixed point", done, total)) \
-                if progress else None
-            fx = scheme.simulate_fixed(fixed, data.x, progress=step)
+            fx = scheme.simulate_fixed(fixed, data.x,
+                                       progress=_labelled(progress, f"{name} fixed point"))
         run = run_entry(name, params, scheme, snn, fixed, flt, fx, data.y, profile, mapping)
         result = fx or flt
         if on_result is not None:
             on_result(run, result, fixed)
         runs.append(run)
     return runs
+
+
+def _labelled(progress, label: str):
+    """``progress(label, done, total)`` as the ``(done, total)`` callback a simulator calls."""
+    return (lambda done, total: progress(label, done, total)) if progress else None
 
 
 def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, labels: np.ndarray,

@@ -173,3 +173,17 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "img/s" not in err
     assert result.runs[0]["accuracy"]["fixed"] is not None
+
+
+def test_progress_reaches_every_image_of_float_and_fixed_runs():
+    """A progress callback hears from the float simulators too (a long float run on a large
+    model is where a researcher waits), batch by batch up to the last image."""
+    calls = []
+    neurosim.run("digits_mlp", codings=["sws", "rate:T=16"], limit=300, precision="both",
+                 progress=lambda label, done, total: calls.append((label, done, total)))
+    labels = list(dict.fromkeys(c[0] for c in calls))
+    assert labels == ["sws float", "sws fixed point", "rate float", "rate fixed point"]
+    for label in labels:
+        mine = [(d, t) for lab, d, t in calls if lab == label]
+        assert mine[-1] == (300, 300) and len(mine) >= 2  # two batches of at most 256
+        assert all(a[0] < b[0] for a, b in zip(mine, mine[1:]))

@@ -88,7 +88,7 @@ class Scheme:
     """Base class of a coding scheme plug-in (see the module docstring).
 
     A scheme whose module provides plain functions names them as class attributes and
-    inherits the methods that call them: ``float_simulator(snn, x, trace=...)``,
+    inherits the methods that call them: ``float_simulator(snn, x, trace=..., progress=...)``,
     ``quantizer(snn, arithmetic)`` and ``fixed_simulator(fixed, x, trace=..., progress=...)``.
     Its SNN's ``latency_steps`` and ``steps_per_frame`` are the default timing, and every
     parameter is validated by the default ``check``.
@@ -119,8 +119,9 @@ class Scheme:
             return type(self).converter(graph, scales, params, calib_x)
         return type(self).converter(graph, scales, params)
 
-    def simulate(self, snn, x: np.ndarray, trace: bool = False) -> SimResult:
-        return type(self).float_simulator(snn, x, trace=trace)
+    def simulate(self, snn, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
+        """Float reference run; ``progress(done, total)`` after each batch of images."""
+        return type(self).float_simulator(snn, x, trace=trace, progress=progress)
 
     def timing(self, snn) -> tuple[int, int]:
         return snn.latency_steps, snn.steps_per_frame
@@ -145,3 +146,15 @@ class Scheme:
 
     def param(self, key: str) -> Param:
         return {p.name: p for p in self.params}[key]
+
+
+def in_batches(run_batch: Callable, x: np.ndarray, batch: int, progress=None) -> list:
+    """``run_batch(x[s:s + batch], s)`` for each batch of the images ``x`` (at least one, empty
+    if ``x`` is), in order; ``progress(done, total)`` after each. The float simulators' loop:
+    ``s`` is the batch's first image in the whole run (seeded draws depend on it)."""
+    parts = []
+    for s in range(0, len(x), batch):
+        parts.append(run_batch(x[s:s + batch], s))
+        if progress:
+            progress(min(s + batch, len(x)), len(x))
+    return parts or [run_batch(x[:0], 0)]

@@ -121,7 +121,7 @@ from ..errors import UserError
 from ..fixed_point import fit_np, shift_right_np, state_limits
 from ..graph import Graph
 from ._layered import Layer, input_sum, normalise
-from .base import Param, Scheme, SimResult
+from .base import Param, Scheme, SimResult, in_batches
 
 # K-bit input codes. Beyond 16 bits (finer than any image sensor) the scaled membrane's range,
 # 2^K·(1 + 2·periods) thresholds, leaves a 24-bit state no room for weight precision
@@ -276,7 +276,8 @@ class EarlyDecision:
         return decide
 
 
-def simulate(net: PhaseNet, x: np.ndarray, trace: bool = False, batch: int = 256) -> SimResult:
+def simulate(net: PhaseNet, x: np.ndarray, trace: bool = False, batch: int = 256,
+             progress=None) -> SimResult:
     """Run ``net`` on images ``x`` (N, *input shape) in float, time-stepped (paper eqs. 8–10),
     ``batch`` images at a time.
 
@@ -287,9 +288,7 @@ def simulate(net: PhaseNet, x: np.ndarray, trace: bool = False, batch: int = 256
     end (unscaled)}, ``spikes`` the mean spikes per image per layer, and with ``trace``
     ``trace`` {population: (N, steps, *shape) int8 spike trains}.
     """
-    parts = [_simulate_batch(net, x[s:s + batch], trace) for s in range(0, len(x), batch)]
-    if not parts:
-        parts = [_simulate_batch(net, x[:0], trace)]
+    parts = in_batches(lambda xb, s: _simulate_batch(net, xb, trace), x, batch, progress)
     counts = parts[0].counts
     for p in parts[1:]:
         counts = counts + p.counts

@@ -95,7 +95,7 @@ from ..fixed_point import fit_np, shift_right_np, state_limits
 from ..graph import Graph, populations
 from ..projection import ConvMap, DenseMap
 from ._layered import Layer, input_sum, normalise
-from .base import Param, Scheme, SimResult
+from .base import Param, Scheme, SimResult, in_batches
 
 INPUTS = ("current", "poisson", "regular")
 V_INITS = (0.0, 0.5)
@@ -210,15 +210,14 @@ def poisson_levels(p: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- float simulator
 
-def simulate(net: RateNet, x: np.ndarray, trace: bool = False, batch: int = 256) -> SimResult:
+def simulate(net: RateNet, x: np.ndarray, trace: bool = False, batch: int = 256,
+             progress=None) -> SimResult:
     """Run ``net`` on images ``x`` (N, *input shape) in float, time-stepped, ``batch`` images
     at a time. Counts hold the spikes (``spike_out_pos``) per layer and step; ``decoded`` the
     spike count/T·λ of every spiking population and the readout's output (ANN units);
     ``extra["spikes"]`` the mean spikes per image per layer; with ``trace``,
     ``extra["trace"]`` {population: (N, T, *shape) int8 spike trains}."""
-    parts = [_simulate_batch(net, x[s:s + batch], s, trace) for s in range(0, len(x), batch)]
-    if not parts:
-        parts = [_simulate_batch(net, x[:0], 0, trace)]
+    parts = in_batches(lambda xb, s: _simulate_batch(net, xb, s, trace), x, batch, progress)
     counts = parts[0].counts
     for p in parts[1:]:
         counts = counts + p.counts

@@ -52,7 +52,7 @@ from ..fixed_point import MAX_CSD_TERMS as MAX_BETA_TERMS
 from ..fixed_point import csd_terms
 from ..graph import Graph, MaxPool, populations
 from ..projection import ConvMap, DenseMap, normal_form, population_bias
-from .base import Param, Scheme, SimResult
+from .base import Param, Scheme, SimResult, in_batches
 
 ENCODERS = ("current", "potential")
 
@@ -380,7 +380,8 @@ class DelayFifo:
 
 # --------------------------------------------------------------------------- simulator: network
 
-def simulate(net: SWSNet, x: np.ndarray, trace: bool = False, batch: int = 256) -> SimResult:
+def simulate(net: SWSNet, x: np.ndarray, trace: bool = False, batch: int = 256,
+             progress=None) -> SimResult:
     """Run ``net`` on images ``x`` (N, *input shape); batches of ``batch`` images.
 
     ``extra`` of the result holds, per population name:
@@ -391,7 +392,7 @@ def simulate(net: SWSNet, x: np.ndarray, trace: bool = False, batch: int = 256) 
     ``trace``     (if asked) {name: (first step, int8 array (Tc, N, *shape))} of fired spikes;
     and ``readout_last_input_step``: the last step in which any spike reached the readout.
     """
-    parts = [_simulate_batch(net, x[i:i + batch], trace) for i in range(0, max(len(x), 1), batch)]
+    parts = in_batches(lambda xb, s: _simulate_batch(net, xb, trace), x, batch, progress)
     first = parts[0]
     counts = first.counts
     for p in parts[1:]:

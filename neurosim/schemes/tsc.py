@@ -115,7 +115,7 @@ from ..fixed_point import fit_np, state_limits
 from ..graph import Graph
 from ..projection import DenseMap
 from ._layered import Layer, normalise
-from .base import Param, Scheme, SimResult
+from .base import Param, Scheme, SimResult, in_batches
 
 EMISSIONS = ("single", "switch")
 THRESHOLDS = ("balance", "lambda")
@@ -265,7 +265,7 @@ def encoder_trains(code: np.ndarray, N: int) -> np.ndarray:
 # --------------------------------------------------------------------------- float simulator
 
 def simulate(net: TSCNet, x: np.ndarray, trace: bool = False,
-             batch: int | None = None) -> SimResult:
+             batch: int | None = None, progress=None) -> SimResult:
     """Run ``net`` on images ``x`` (N_img, *input shape) in float, ``batch`` images at a time
     (default: as many as keep one layer's input within FLOAT_BATCH_ELEMENTS).
 
@@ -284,9 +284,7 @@ def simulate(net: TSCNet, x: np.ndarray, trace: bool = False,
     """
     batch = batch or _batch_size(net.layers, net.N)
     ops = {layer.name: _operators(layer) for layer in net.layers[1:]}
-    parts = [_simulate_batch(net, ops, x[s:s + batch], trace) for s in range(0, len(x), batch)]
-    if not parts:
-        parts = [_simulate_batch(net, ops, x[:0], trace)]
+    parts = in_batches(lambda xb, s: _simulate_batch(net, ops, xb, trace), x, batch, progress)
     counts = parts[0].counts
     for p in parts[1:]:
         counts = counts + p.counts

@@ -124,7 +124,7 @@ from ..counts import ACTION_INDEX, Counts
 from ..fixed_point import fit_np, state_limits
 from ..graph import Graph
 from ._layered import Layer, input_sum, normalise
-from .base import Param, Scheme, SimResult
+from .base import Param, Scheme, SimResult, in_batches
 
 SYNAPSES = ("current", "reaccumulate")
 
@@ -202,7 +202,8 @@ def decode_offsets(k: np.ndarray, T: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- float simulator
 
-def simulate(net: TTFSNet, x: np.ndarray, trace: bool = False, batch: int = 256) -> SimResult:
+def simulate(net: TTFSNet, x: np.ndarray, trace: bool = False, batch: int = 256,
+             progress=None) -> SimResult:
     """Run ``net`` on images ``x`` (N, *input shape) in float, time-stepped, ``batch`` images
     at a time: the same neuron as the fixed-point model with α = 1 (V in units of λ·step).
 
@@ -213,9 +214,7 @@ def simulate(net: TTFSNet, x: np.ndarray, trace: bool = False, batch: int = 256)
     units of (T−1)·α (the threshold)}; ``spikes`` mean spikes per image per layer; with
     ``trace``, ``trace`` {population: (N, T, *shape) int8 spikes of its firing window}.
     """
-    parts = [_simulate_batch(net, x[s:s + batch], trace) for s in range(0, len(x), batch)]
-    if not parts:
-        parts = [_simulate_batch(net, x[:0], trace)]
+    parts = in_batches(lambda xb, s: _simulate_batch(net, xb, trace), x, batch, progress)
     counts = parts[0].counts
     for p in parts[1:]:
         counts = counts + p.counts
