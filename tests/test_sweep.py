@@ -274,6 +274,37 @@ def test_a_shard_that_kills_every_worker_is_a_clear_error(tmp_path, client):
     assert points[1].key not in kept
 
 
+def test_an_edited_user_file_is_a_new_point_not_a_stale_row(tmp_path):
+    """Same grid, same file names, new contents (a profile with another synop price, a
+    retrained model): the points that read the changed file are computed again."""
+    import shutil
+
+    from neurosim.hw.profile import bundled_dir
+
+    shutil.copy(bundled_dir() / "loihi_like.yaml", tmp_path / "mine.yaml")
+    text = TINY.replace("profiles: [loihi_like]", "profiles: [mine.yaml]").replace(
+        "  rate: {T: 32}\n", "")
+    first = run_sweep(_grid(tmp_path, text), tmp_path / "out", serial=True)
+    again = run_sweep(_grid(tmp_path, text), tmp_path / "out", serial=True)
+    assert (first.computed, again.computed) == (2, 0)
+    prof = (tmp_path / "mine.yaml").read_text()
+    edited = prof.replace("synop:\n    value: 23.6", "synop:\n    value: 47.2", 1)
+    assert edited != prof
+    (tmp_path / "mine.yaml").write_text(edited)
+    third = run_sweep(_grid(tmp_path, text), tmp_path / "out", serial=True)
+    assert third.computed == 2
+    pj = [r["energy_dynamic_pj"] for r in _rows(first.table)]
+    assert all(b > a for a, b in zip(pj, [r["energy_dynamic_pj"] for r in _rows(third.table)]))
+
+
+def test_a_local_file_named_digits_something_is_read_from_the_grid_folder(tmp_path):
+    from neurosim.sweep.grid import Grid
+
+    grid = Grid(tmp_path / "g.yaml", ["digits_mlp"], [])
+    assert grid.data_path("digits_mine.npz") == str(tmp_path / "digits_mine.npz")
+    assert grid.data_path("digits:calibration") == "digits:calibration"
+
+
 def test_files_relative_to_the_grid_and_shown_as_given(tmp_path):
     import shutil
 

@@ -24,6 +24,7 @@ product. Unknown keys, bad values and empty axes are a UserError naming the file
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -55,13 +56,18 @@ class Point:
     scheme: str
     params: tuple                   # ((key, value), ...) every parameter of the scheme
     setting: tuple = ()             # the grid keys every point shares that change its numbers
+    contents: tuple = ()            # ((what, sha256 prefix), ...) of the user files it reads
 
     @property
     def key(self) -> str:
         """A stable id of what the point computes (not of its position in the grid, nor of
-        the shard size, which changes no number)."""
+        the shard size, which changes no number). It covers the bytes of every user file the
+        point reads, so a retrained model or an edited profile or data file under the same
+        name is a new point, never a stale row."""
+        read = [c for c in self.contents if c[1] is not None]  # bundled files: by name only
         text = json.dumps([self.model, self.profile, list(self.arithmetic), self.scheme,
-                           list(self.params), list(self.setting)], sort_keys=False, default=str)
+                           list(self.params), list(self.setting)] + ([read] if read else []),
+                          sort_keys=False, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     @property
@@ -90,13 +96,17 @@ class Grid:
         setting = (("data", self.data), ("calibration", self.calibration),
                    ("limit", self.limit), ("precision", self.precision),
                    ("allow_overflow", self.allow_overflow))
+        shared = (("data", _content_id(self.data_path(self.data))),
+                  ("calibration", _content_id(self.data_path(self.calibration))))
         out = []
         for model, profile, arith in itertools.product(self.models, self.profiles,
                                                        self.arithmetic):
+            contents = (("model", _content_id(self.model_path(model))),
+                        ("profile", _content_id(self.profile_path(profile)))) + shared
             for scheme, param_sets in self.codings:
                 for params in param_sets:
                     out.append(Point(len(out), model, profile, arith, scheme,
-                                     tuple(params.items()), setting))
+                                     tuple(params.items()), setting, contents))
         return out
 
     def model_path(self, model: str) -> str:
@@ -109,7 +119,8 @@ class Grid:
 
     def data_path(self, spec: str | None) -> str | None:
         """The bundled digits splits as they are; a file relative to the grid file's folder."""
-        if spec is None or spec.startswith("digits") or Path(spec).is_absolute():
+        if spec is None or spec == "digits" or spec.startswith("digits:") or \
+                Path(spec).is_absolute():
             return spec
         return str(self.path.parent / spec)
 
@@ -150,6 +161,28 @@ def load_grid(path, shown: str | None = None) -> Grid:
         raise UserError(f"{shown or path}: not a readable YAML file "
                         f"({str(exc).splitlines()[0]})") from None
     return parse_grid(doc, path, shown)
+
+
+def _content_id(spec: str | None) -> str | None:
+    """The first 16 hex digits of a user file's sha256; None for a bundled name (or a file
+    that is not there: loading it fails later, with its own message)."""
+    if spec is None:
+        return None
+    path = Path(spec)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of the file (cached while its size and modification time stay the same)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _fail(path: Path, key: str, expected: str, found) -> None:
