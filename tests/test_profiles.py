@@ -87,7 +87,7 @@ def test_bundled_profile_validates(path):
     assert all(math.isfinite(v) and v >= 0 for v in prof.energy_pj.values())
     assert set(TIMED_ACTIONS) <= set(prof.timing.per_action_ns)
     a = prof.arithmetic
-    assert 2 <= a.weight_bits <= a.state_bits <= 64 and 0 <= a.frac_bits < a.state_bits
+    assert 2 <= a.weight_bits <= a.state_bits <= 62 and 0 <= a.frac_bits < a.state_bits
     ids = {s.id for s in prof.sources}
     # every number has at least one declared source, and every priced action is in provenance
     for key, sourced in prof.provenance.items():
@@ -191,6 +191,19 @@ def test_duplicate_key_names_both_lines(tmp_path):
 def test_absurd_values_are_rejected_with_their_unit(tmp_path, old, new, key):
     with pytest.raises(UserError, match=rf": {key}: expected at most"):
         load_profile(_edited(tmp_path, old, new))
+
+
+@pytest.mark.parametrize("bits, ok", [(62, True), (63, False), (64, False)])
+def test_state_bits_beyond_what_64_bit_arithmetic_holds_are_refused(tmp_path, bits, ok):
+    """A register plus one step's input and a bias must not wrap in the engine's int64."""
+    p = _edited(tmp_path, "  state_bits:\n    value: 24\n", f"  state_bits:\n    value: {bits}\n")
+    if ok:
+        assert load_profile(p).arithmetic.state_bits == bits
+        return
+    with pytest.raises(UserError, match=r"arithmetic\.state_bits\.value: expected a whole number "
+                                        r"from weight_bits \(8\) to 62 \(the engine computes in "
+                                        rf"64-bit integers.*found the number {bits}"):
+        load_profile(p)
 
 
 def test_empty_profile_name_is_an_error():

@@ -365,6 +365,30 @@ class _Checker:
         return v
 
 
+# The bit widths the engine can model exactly: it computes in 64-bit integers, and a register
+# plus one step's input plus a bias (or a register shifted left by one) must not wrap there,
+# so a register holds at most 62 bits; weights are stored in at most 32.
+BIT_RANGES = {"weight_bits": (2, 32), "state_bits": (2, 62)}
+STATE_BITS_WHY = ("the engine computes in 64-bit integers, and a register plus one step's "
+                  "input and a bias must not wrap there")
+
+
+def bit_width_problems(weight_bits: int, state_bits: int, frac_bits: int) -> list[tuple[str, str]]:
+    """(key, what was expected) for each arithmetic width outside what the engine models
+    exactly; empty when all fit. Shared by profiles and sweep grids (their overrides)."""
+    out = []
+    lo, hi = BIT_RANGES["weight_bits"]
+    if not lo <= weight_bits <= hi:
+        out.append(("weight_bits", f"a whole number from {lo} to {hi}"))
+    lo, hi = BIT_RANGES["state_bits"]
+    if not max(lo, weight_bits) <= state_bits <= hi:
+        out.append(("state_bits", f"a whole number from weight_bits ({weight_bits}) to {hi} "
+                                  f"({STATE_BITS_WHY})"))
+    if not 0 <= frac_bits < state_bits:
+        out.append(("frac_bits", f"a whole number >= 0 and < state_bits ({state_bits})"))
+    return out
+
+
 # Upper bounds no real chip comes near, per key prefix, with the unit of the message: a value
 # beyond them is a typo or a unit mix-up (J for pJ, Hz for GHz) that would otherwise print
 # inf / nan energies. Bit widths and counts have their own checks.
@@ -480,15 +504,15 @@ def _validate(path: Path, doc) -> Profile:
     # arithmetic (DESIGN §4)
     ar = c.mapping("arithmetic", doc["arithmetic"])
     c.keys("arithmetic", ar, *_section_keys("arithmetic"))
-    wb = c.integer("arithmetic.weight_bits", c.sourced("arithmetic.weight_bits", ar["weight_bits"]), 2, 32)
+    wb = c.integer("arithmetic.weight_bits", c.sourced("arithmetic.weight_bits", ar["weight_bits"]),
+                   *BIT_RANGES["weight_bits"])
     sb_s = c.sourced("arithmetic.state_bits", ar["state_bits"])
-    sb = c.integer("arithmetic.state_bits", sb_s, 2, 64)
-    if sb < wb:
-        c.fail("arithmetic.state_bits.value", f"a whole number >= weight_bits ({wb}) and <= 64", sb)
+    sb = c.integer("arithmetic.state_bits", sb_s, 2)
     fb_s = c.sourced("arithmetic.frac_bits", ar["frac_bits"])
     fb = c.integer("arithmetic.frac_bits", fb_s, 0)
-    if fb >= sb:
-        c.fail("arithmetic.frac_bits.value", f"a whole number >= 0 and < state_bits ({sb})", fb)
+    for key, expected in bit_width_problems(wb, sb, fb):
+        c.fail(f"arithmetic.{key}.value", expected, {"weight_bits": wb, "state_bits": sb,
+                                                      "frac_bits": fb}[key])
     mbt = c.integer("arithmetic.max_beta_terms",
                     c.sourced("arithmetic.max_beta_terms", ar["max_beta_terms"]), 1, 16)
     arith = Arithmetic(

@@ -13,6 +13,7 @@ dies the scheduler reruns what it held elsewhere, and the client merges each sha
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import sys
@@ -80,7 +81,7 @@ def load_context(grid: Grid) -> Context:
     from .. import ann
     from ..api import resolve_model
     from ..data import check_labels, check_scale, load_calibration, load_data
-    from ..hw.profile import load_profile
+    from ..hw.profile import bit_width_problems, load_profile
     from ..onnx_import import load_onnx
 
     profiles = {}
@@ -89,6 +90,12 @@ def load_context(grid: Grid) -> Context:
             profiles[name] = load_profile(grid.profile_path(name))
         except UserError as exc:
             raise UserError(f"{grid.path}: profiles: {exc}") from None
+        for overrides in grid.arithmetic:  # the widths each point would run with
+            a = dataclasses.replace(profiles[name].arithmetic, **dict(overrides))
+            for key, expected in bit_width_problems(a.weight_bits, a.state_bits, a.frac_bits):
+                raise UserError(f"{grid.path}: arithmetic.{key}: expected {expected}, found "
+                                f"{getattr(a, key)} (with profile {name}'s arithmetic and the "
+                                f"grid's {', '.join(f'{k}={v}' for k, v in overrides)})")
     models = {}
     for spec in grid.models:
         try:
