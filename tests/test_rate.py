@@ -135,7 +135,7 @@ def test_input_current_is_w_times_x_in_state_units():
     assert a.min() >= 0 and a.max() <= 1
     row = encode_input(net, x)
     want = net.from_chw(1, layer.projections[0].map.apply(a)) * net.info.scale[1]
-    w_state = net.info.input_maps[0][2]  # (O, 1, 3, 3) weights << frac
+    w_state = net.info.input_maps[0][2] << net.info.frac[1]  # (O, 1, 3, 3), state units
     taps = w_state[0].size
     bound = (taps * 0.5 * 2 ** net.info.frac[1]
              + np.abs(w_state).sum(axis=(1, 2, 3)).max() * 0.5 / 2 ** net.info.input_bits + 1)
@@ -288,3 +288,19 @@ def test_maxpool_is_an_error_naming_the_node():
     g = Graph("mp", "mp.onnx", nodes, "x", "d")
     with pytest.raises(UserError, match=r"MaxPool node 'mp'.*'rate'"):
         get_scheme("rate").build(g, rng.uniform(size=(4, 1, 4, 4)), parse_coding("rate")[1])
+
+
+@pytest.mark.parametrize("frac_bits", [8, 30, 60])
+def test_wide_fractional_bits_do_not_wrap_the_input_current(frac_bits):
+    """The input current is an exact int64 product of input and weights; with many
+    fractional bits the input's own precision gives way (it used to wrap silently: fixed
+    accuracy fell to chance at frac_bits ≥ 26 with no overflow counted)."""
+    g, lams = lams99_9("digits_cnn")
+    net = quantize(convert(g, lams, rate_params(T=32)),
+                   dataclasses.replace(LOIHI, state_bits=62, frac_bits=frac_bits))
+    x = TEST.x[:40]
+    assert net.info.input_bits >= 8  # the input keeps a useful precision
+    fixed = simulate_fixed(net, x)
+    assert fixed.accuracy(TEST.y[:40]) >= simulate(convert(g, lams, rate_params(T=32)),
+                                                   x).accuracy(TEST.y[:40]) - 0.05
+    assert_bit_exact(net, x[:3])

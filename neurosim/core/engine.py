@@ -47,6 +47,7 @@ from numba import njit, prange
 from numba.extending import overload
 
 from ..counts import ACTION_INDEX, ACTIONS, Counts
+from ..errors import UserError
 from ..interrupt import deferred
 from .network import CONV, EventNetwork
 
@@ -158,8 +159,9 @@ def _conv_runs(geom: np.ndarray):
 
 def accumulator_dtype(net: EventNetwork):
     """int32 if no layer's per-step input sum can exceed int32 (every source neuron spiking
-    with |sign| 1 through every projection into it), else int64. Every partial sum is
-    bounded by the same sum of magnitudes, so the narrow accumulator is exact."""
+    with |sign| 1 through every projection into it), else int64; a bound beyond 2^62 is an
+    error, not a wrapped sum. Every partial sum is bounded by the same sum of magnitudes, so
+    the narrow accumulator is exact."""
     bound = np.zeros(net.layers)
     for p in range(len(net.p_src)):
         l = net.p_dst[p]
@@ -171,6 +173,12 @@ def accumulator_dtype(net: EventNetwork):
         else:
             per_out = w.reshape(-1, n_out).sum(0)
         bound[l] += per_out.max(initial=0.0)
+    if bound.max(initial=0.0) >= 2.0 ** 62:  # + a register must not wrap int64 either
+        l = int(bound.argmax())
+        raise UserError(f"layer '{net.names[l]}': one step's input can reach "
+                        f"2^{np.log2(bound[l]):.1f} state units (every source spiking through "
+                        f"every synapse), beyond the engine's 64-bit integer arithmetic; "
+                        f"expected a profile with fewer state_bits or frac_bits")
     return np.int32 if bound.max(initial=0.0) < 2.0 ** 31 else np.int64
 
 

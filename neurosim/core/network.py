@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..projection import ConvMap
 
 CONV, DENSE = 0, 1
@@ -154,6 +155,14 @@ class ProjectionBuilder:
         if np.any(shift < 0):  # a quantizer bug, not a user error: finer than the state unit
             raise AssertionError(f"projection finer than its layer's state unit: {shift}")
         lengths = np.array([f.size for f in self.flat], np.int64)
+        # the shift must not wrap int64 (numpy shifts silently): a weight in state units, plus
+        # a register, stays below 2^62 (the model table numbers the layers as here)
+        big = np.abs(ints).astype(np.float64) * 2.0 ** np.repeat(shift, lengths)
+        if big.size and big.max() >= 2.0 ** 62:
+            d = int(np.repeat(dst, lengths)[big.argmax()])
+            raise UserError(f"the weights into layer #{d} need 2^{np.log2(big.max()):.0f} state "
+                            f"units once shifted by its fractional bits, beyond the engine's "
+                            f"64-bit integers; expected a profile with fewer frac_bits")
         fanout, p_foff = _concat_rows(self.fanout)
         return dict(fanout=fanout, p_foff=p_foff,p_src=np.array(self.src, np.int64), p_dst=dst,
                     p_kind=np.array(self.kind, np.int64), p_delay=np.array(self.delay, np.int64),

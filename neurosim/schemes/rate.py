@@ -333,8 +333,8 @@ class RateInfo:
     input_bits: int  # log2 Q_0: one input threshold is 2^input_bits units
     nearest: bool  # right shifts round to nearest (else floor)
     relu_output: bool  # the ANN's output is ReLU(readout)
-    # input=current: (layer, map, weights (map layout) << frac of the layer) per projection
-    # from the input, and each fed layer's offset in the input row
+    # input=current: (layer, map, integer weights (map layout)) per projection from the
+    # input, and each fed layer's offset in the input row
     input_maps: list = field(default_factory=list)
     cur_layers: list = field(default_factory=list)
     warnings: list = field(default_factory=list)  # range problems run anyway (--allow-overflow)
@@ -385,7 +385,7 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
             largest = max(largest, int(np.abs(w_int).max()))
             projections.add(proj.map, w_int, index[proj.source], l, 0)
             if snn.input == "current" and proj.source == snn.populations[0].name:
-                input_maps.append((l, proj.map, w_int << frac))
+                input_maps.append((l, proj.map, w_int))
                 fed += _apply_int(proj.map, np.ones_like(w_int),
                                   np.ones((1,) + tuple(proj.map.in_shape), np.int64)).sum()
         bits_used.append(float(np.log2(largest + 1) + 1))
@@ -400,6 +400,10 @@ def quantize(snn: RateNet, arithmetic) -> EventNetwork:
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     bias = np.round(np.concatenate(biases)).astype(np.int64)
     lo, hi = state_limits(sb)
+    if input_maps:  # Σ x·w (encode_input) must not wrap int64, for inputs up to 2^4 λ
+        weight_sum = max(_weight_sum(m, w) for _, m, w in input_maps)
+        input_bits = max(0, min(input_bits, 58 - int(np.ceil(np.log2(weight_sum + 1)))))
+        scales[0] = float(1 << input_bits)
     model = RateParams(
         kind=np.array(kinds, np.int64), threshold=np.array(scales, np.int64),
         bias=bias,
@@ -466,6 +470,14 @@ def register_extents(snn: RateNet, arithmetic, T: int) -> list:
     return out
 
 
+def _weight_sum(m: ConvMap | DenseMap, w: np.ndarray) -> float:
+    """The largest Σ|w| into one output neuron of the map (its own weight layout)."""
+    w = np.abs(w).astype(np.float64)
+    if isinstance(m, DenseMap):
+        return float(w.sum(axis=1).max(initial=0.0))
+    return float(w.sum(axis=(1, 2, 3)).max(initial=0.0))  # (O, C/g, kh, kw)
+
+
 def _apply_int(m: ConvMap | DenseMap, w: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The map with integer weights ``w`` (its own layout) on integer inputs ``x`` (N, *in
     shape), exactly in int64; returns (N, *out shape)."""
@@ -505,11 +517,31 @@ def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
     if info.input == "regular":
         return np.round(np.clip(net.from_chw(0, a), 0.0, 1.0) * q0).astype(np.int64)
     x_q = np.round(a * q0).astype(np.int64)
-    currents = {l: 0 for l in info.cur_layers}
-    for l, m, w_state in info.input_maps:
-        currents[l] = currents[l] + _apply_int(m, w_state, x_q)
-    rows = [net.from_chw(l, shift_right_np(currents[l], info.input_bits, info.nearest))
-            for l in info.cur_layers]
+    # Σ x·w in input units × weight LSBs (small), then into the layer's state units: shifted
+    # left by its fractional bits less the input's, or right (rounded) — the same integers
+    # as (Σ x·(w << frac)) >> input_bits, without a product that could wrap int64
+    products = {l: 0 for l in info.cur_layers}
+    for l, m, w_int in info.input_maps:
+        if x_q.size and float(np.abs(x_q).max()) * _weight_sum(m, w_int) >= 2.0 ** 62:
+            raise UserError(f"inputs up to {np.abs(a).max():.3g} times the calibration's input "
+                            f"scale λ: the input current of layer '{net.names[l]}' would not "
+                            f"fit the engine's 64-bit integers; expected test images scaled "
+                            f"like the calibration images")
+        products[l] = products[l] + _apply_int(m, w_int, x_q)
+    rows = []
+    for l in info.cur_layers:
+        shift = int(info.frac[l]) - info.input_bits
+        p = np.asarray(products[l], np.int64)
+        if shift >= 0:
+            if p.size and float(np.abs(p).max()) * 2.0 ** shift >= 2.0 ** 62:
+                raise UserError(f"inputs up to {np.abs(a).max():.3g} times the calibration's "
+                                f"input scale λ: the input current of layer '{net.names[l]}' "
+                                f"would not fit the engine's 64-bit integers; expected test "
+                                f"images scaled like the calibration images")
+            current = p << shift
+        else:
+            current = shift_right_np(p, -shift, info.nearest)
+        rows.append(net.from_chw(l, current))
     return np.concatenate(rows, axis=1) if rows else np.zeros((len(x), 0), np.int64)
 
 
