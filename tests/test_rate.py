@@ -304,3 +304,11 @@ def test_wide_fractional_bits_do_not_wrap_the_input_current(frac_bits):
     assert fixed.accuracy(TEST.y[:40]) >= simulate(convert(g, lams, rate_params(T=32)),
                                                    x).accuracy(TEST.y[:40]) - 0.05
     assert_bit_exact(net, x[:3])
+
+
+def test_an_input_current_beyond_int64_is_an_error_not_a_wrapped_number():
+    g, lams = lams99_9("digits_cnn")
+    net = quantize(convert(g, lams, rate_params(T=32)), LOIHI)
+    encode_input(net, TEST.x[:2] * 16)  # 16× the calibration's scale still fits
+    with pytest.raises(UserError, match="64-bit integers"):
+        encode_input(net, TEST.x[:2] * 2.0 ** 50)

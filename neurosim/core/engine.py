@@ -27,8 +27,13 @@ it, by ``neurosim.counts.ACTION_INDEX``). It returns the number of events writte
 **Speed.** Images run in parallel, one contiguous chunk per thread, each with its own
 buffers. A conv projection has a tap table per input position (output base, weight base),
 so an event costs no geometry arithmetic beyond a table read of its position, and the inner
-loop is one contiguous vector add of the output channels per kernel row. Accumulators and weights are int32 where the
-projection's largest possible per-step sum provably fits (``accumulator_dtype``), else int64.
+loop is one contiguous vector add of the output channels per kernel row. Accumulators and
+weights are int32 where the projection's largest possible per-step sum provably fits
+(``accumulator_dtype``), else int64. A neuron model runs each of its per-neuron register
+loops as a jitted function of its own over 1-D arrays, called once per layer and step: LLVM
+vectorises the loop there, but not inlined into the step (measured on a 1024-neuron TSC layer
+of digits_resnet: the loop alone 4.6 ns per neuron and step inlined, 0.8 ns as a function;
+with event compaction, 4.5 → 1.4 ns for ``switch`` and 7.5 → 1.4 ns for ``single``).
 
 **Counts** are kept per (layer, step) summed over the images, and per (image, layer) summed
 over the steps; never per image × layer × step.

@@ -164,7 +164,7 @@ class ProjectionBuilder:
                             f"units once shifted by its fractional bits, beyond the engine's "
                             f"64-bit integers; expected a profile with fewer frac_bits")
         fanout, p_foff = _concat_rows(self.fanout)
-        return dict(fanout=fanout, p_foff=p_foff,p_src=np.array(self.src, np.int64), p_dst=dst,
+        return dict(fanout=fanout, p_foff=p_foff, p_src=np.array(self.src, np.int64), p_dst=dst,
                     p_kind=np.array(self.kind, np.int64), p_delay=np.array(self.delay, np.int64),
                     p_woff=np.array(self.woff, np.int64),
                     p_geom=np.array(self.geom, np.int64).reshape(-1, N_GEOM),

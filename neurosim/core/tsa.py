@@ -313,11 +313,10 @@ def _amplify(u, a):
     return out
 
 
-# The register loops are jitted functions of their own, called once per layer and step: LLVM
-# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
-# (measured on the TSC neuron: 4.5 against 0.8 ns per neuron and step). Branch-free, so they
-# vectorise: a neuron that does not fire subtracts 0 (its register is in range already, so
-# no overflow is counted).
+# The register loops: jitted functions of their own, so that LLVM vectorises them
+# (``neurosim.core.engine``, "Speed").
+# Branch-free: a neuron that does not fire subtracts 0 (its register is in range already,
+# so no overflow is counted).
 
 @njit(cache=True)
 def _integrate_loop(h, acc, extra, use, amp, lo, hi, wrap):

@@ -581,9 +581,8 @@ def _decide(m, t, k, h, st, c):
     c[A_OVF] += ovf
 
 
-# The neuron loops are jitted functions of their own, called once per layer and step: LLVM
-# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
-# (the same measurement as in ``neurosim.schemes.tsc``).
+# The neuron loops: jitted functions of their own, so that LLVM vectorises them
+# (``neurosim.core.engine``, "Speed").
 
 @njit(cache=True)
 def _encoder_loop(codes, ev_sign, bit):

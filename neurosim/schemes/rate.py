@@ -470,6 +470,15 @@ def register_extents(snn: RateNet, arithmetic, T: int) -> list:
     return out
 
 
+def _check_int64(bound: float, a: np.ndarray, net: EventNetwork, l: int) -> None:
+    """An input current whose magnitude can reach ``bound`` must be exact in int64."""
+    if bound >= 2.0 ** 62:
+        raise UserError(f"inputs up to {np.abs(a).max():.3g} times the calibration's input scale "
+                        f"λ: the input current of layer '{net.names[l]}' would not fit the "
+                        f"engine's 64-bit integers; expected test images scaled like the "
+                        f"calibration images")
+
+
 def _weight_sum(m: ConvMap | DenseMap, w: np.ndarray) -> float:
     """The largest Σ|w| into one output neuron of the map (its own weight layout)."""
     w = np.abs(w).astype(np.float64)
@@ -516,28 +525,22 @@ def encode_input(net: EventNetwork, x: np.ndarray) -> np.ndarray:
     q0 = 1 << info.input_bits
     if info.input == "regular":
         return np.round(np.clip(net.from_chw(0, a), 0.0, 1.0) * q0).astype(np.int64)
+    x_max = float(np.abs(a).max(initial=0.0)) * q0  # checked in float, before the cast
+    for l, m, w_int in info.input_maps:
+        _check_int64(x_max * _weight_sum(m, w_int), a, net, l)
     x_q = np.round(a * q0).astype(np.int64)
     # Σ x·w in input units × weight LSBs (small), then into the layer's state units: shifted
     # left by its fractional bits less the input's, or right (rounded) — the same integers
     # as (Σ x·(w << frac)) >> input_bits, without a product that could wrap int64
     products = {l: 0 for l in info.cur_layers}
     for l, m, w_int in info.input_maps:
-        if x_q.size and float(np.abs(x_q).max()) * _weight_sum(m, w_int) >= 2.0 ** 62:
-            raise UserError(f"inputs up to {np.abs(a).max():.3g} times the calibration's input "
-                            f"scale λ: the input current of layer '{net.names[l]}' would not "
-                            f"fit the engine's 64-bit integers; expected test images scaled "
-                            f"like the calibration images")
         products[l] = products[l] + _apply_int(m, w_int, x_q)
     rows = []
     for l in info.cur_layers:
         shift = int(info.frac[l]) - info.input_bits
         p = np.asarray(products[l], np.int64)
         if shift >= 0:
-            if p.size and float(np.abs(p).max()) * 2.0 ** shift >= 2.0 ** 62:
-                raise UserError(f"inputs up to {np.abs(a).max():.3g} times the calibration's "
-                                f"input scale λ: the input current of layer '{net.names[l]}' "
-                                f"would not fit the engine's 64-bit integers; expected test "
-                                f"images scaled like the calibration images")
+            _check_int64(float(np.abs(p).max(initial=0)) * 2.0 ** shift, a, net, l)
             current = p << shift
         else:
             current = shift_right_np(p, -shift, info.nearest)
@@ -567,9 +570,8 @@ A_OVF = ACTION_INDEX["overflow"]
 A_MAC = ACTION_INDEX["mac"]
 
 
-# The neuron loops are jitted functions of their own, called once per layer and step: LLVM
-# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
-# (the same measurement as in ``neurosim.schemes.tsc``).
+# The neuron loops: jitted functions of their own, so that LLVM vectorises them
+# (``neurosim.core.engine``, "Speed").
 
 @njit(cache=True)
 def _poisson_loop(levels, ev_sign, key):

@@ -612,10 +612,8 @@ A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
 
 
-# The neuron loops are jitted functions of their own, called once per layer and step: LLVM
-# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
-# (measured on digits_resnet's 1024-neuron layers: 4.5 and 7.5 ns per neuron and step inlined,
-# 0.8 and 1.4 ns as functions; the whole TSC run 2.6x faster).
+# The neuron loops: jitted functions of their own, so that LLVM vectorises them
+# (``neurosim.core.engine``, "Speed").
 
 @njit(cache=True)
 def _encoder_loop(code, ev_sign, t):

@@ -488,9 +488,8 @@ A_BIAS = ACTION_INDEX["bias_add"]
 A_OVF = ACTION_INDEX["overflow"]
 
 
-# The neuron loops are jitted functions of their own, called once per layer and step: LLVM
-# vectorises a loop over plain 1-D arguments, but not the same loop inlined into the step
-# (the same measurement as in ``neurosim.schemes.tsc``).
+# The neuron loops: jitted functions of their own, so that LLVM vectorises them
+# (``neurosim.core.engine``, "Speed").
 
 @njit(cache=True)
 def _fire_loop(v, src, add, ev_sign, threshold, reset, lo, hi, wrap):
