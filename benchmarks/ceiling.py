@@ -3,7 +3,9 @@
 * ``scatter_ceiling``: synaptic events per second on one core of the simplest possible
   event-driven conv fan-out (numba, channels-last int32 accumulators, a precomputed list of
   (output, weight) offsets per event and tap, one contiguous C_out vector add of constant
-  width each). No network, no neurons, no counting: the bound the engine's fan-out chases.
+  width each). No network, no neurons, no counting: the plain per-tap fan-out, a yardstick
+  rather than a bound (the engine merges a kernel row's taps into one run and adds two events
+  of a position at once, and can exceed it).
 * ``parallel_ceiling``: the throughput of two single-thread processes at once over one alone;
   two vCPUs need not deliver two cores' throughput.
 """

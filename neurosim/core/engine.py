@@ -380,8 +380,9 @@ def _scatter_conv(acc, ev_idx, ev_sign, base, ne, woff, cin, cg, og, cstride,
         k0, k1 = u(tp[pos]), u(tp[pos + u(1)])
         if cg == cin:  # one group: no division
             w0 = woff + ch * cstride
-            if e + u(1) < ne and u(pos_of[u(ev_idx[base + e + u(1)])]) == pos:
-                w1 = woff + (u(ev_idx[base + e + u(1)]) - pos * cin) * cstride
+            nxt = u(ev_idx[base + e + u(1)]) if e + u(1) < ne else idx
+            if nxt != idx and u(pos_of[nxt]) == pos:  # the next event shares the position
+                w1 = woff + (nxt - pos * cin) * cstride
                 ws1 = weights if ev_sign[base + e + u(1)] > 0 else negated
                 for k in range(k0, k1):
                     n = u(tp_len[k])
