@@ -103,7 +103,7 @@ def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net_rng=small_networks(), Tc=st.integers(1, 5), Ts=st.integers(0, 2),
-       beta=st.sampled_from([2.0, 1.5, 1.25, 1.75]), ratio=st.sampled_from([0.5, 1.0, 0.75]),
+       beta=st.sampled_from([2.0, 1.5, 1.25, 1.75, 1.375]), ratio=st.sampled_from([0.5, 1.0, 0.75]),
        neg=st.booleans(), relu=st.booleans(), encoder=st.sampled_from(["current", "potential"]),
        overflow=st.sampled_from(["saturate", "wrap"]), rnd=st.sampled_from(["floor", "nearest"]),
        wb=st.integers(3, 8), sb=st.integers(12, 24), fb=st.integers(0, 4),
@@ -116,7 +116,7 @@ def test_core_equals_reference_on_random_networks(net_rng, Tc, Ts, beta, ratio, 
     p = sws_params(Tc=Tc, Ts=Ts, beta=beta, threshold_ratio=ratio, negative_spikes=neg,
                    relu_counterpart=relu, encoder=encoder)
     ar = dataclasses.replace(LOIHI, weight_bits=wb, state_bits=sb, frac_bits=fb, weight_scale=scale,
-                             allow_overflow=True,
+                             allow_overflow=True, max_beta_terms=4,  # 1.375 has 3 terms
                              overflow=overflow, round=rnd)
     net = fixed(g, calibrate(g, x), p, ar, squeeze)
     assert_bit_exact(net, x)
