@@ -254,7 +254,8 @@ def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: in
 
 def _amp_table(terms, nearest: bool) -> np.ndarray:
     """Each β term as (sign, left, right, round): ``sign·(((u << left) + round) >> right)``.
-    Unused rows are zero, so the process model adds all rows without branching."""
+    Unused rows are zero: the process model adds the first 1, 2 or all 4 rows (``tsa_step``),
+    so a β of 3 terms adds one row of zeros."""
     table = np.zeros((MAX_TERMS, 4), np.int64)
     for i, (sign, k) in enumerate(terms):
         right = max(-k, 0)
@@ -306,7 +307,8 @@ def _amplify(u, a):
     """β·u as shift-adds: the sum of the rows of ``_amp_table`` that β uses, given flat as a
     tuple ``a`` of 4 entries per term so the loop keeps them in registers. The tuple's length
     is a compile-time constant, so each term count gets its own loop with no unused rows
-    (β = 2 has one term: measured +x % img/s against adding four rows of which three are 0);
+    (β = 2 has one term; against adding four rows of which three are 0, measured +7 % img/s
+    on digits_resnet, within the noise on the VGG);
     branch-free, so the register loops vectorise."""
     out = _signed(((u << a[1]) + a[3]) >> a[2], a[0])
     for k in range(4, len(a), 4):
@@ -314,88 +316,58 @@ def _amplify(u, a):
     return out
 
 
-# The register loops: jitted functions of their own, so that LLVM vectorises them
-# (``neurosim.core.engine``, "Speed").
-# Branch-free: a neuron that does not fire subtracts 0 (its register is in range already,
-# so no overflow is counted).
+# The register loop: a jitted function of its own, so that LLVM vectorises it
+# (``neurosim.core.engine``, "Speed"). Branch-free: a neuron that does not fire subtracts 0
+# (its register is in range already, so no overflow is counted).
 
 @njit(cache=True)
-def _integrate_loop(h, acc, extra, use, amp, lo, hi, wrap):
-    """h ← β·h + acc (+ extra: the encoder's drive or the bias, when ``use``)."""
-    novf = 0
-    for j in range(acc.shape[0]):
+def _tsa_loop(h, g, acc, extra, use, ev_sign, amp, vth, rs, neg, lo, hi, wrap):
+    """One layer's registers at one step, in one pass: h ← β·h + acc (+ ``extra``, the
+    encoder's drive or the bias, when ``use``); for TSA-ReLU (``g`` given) g ← β·g; then, if
+    the layer fires (``ev_sign`` given), the sign of each neuron's spike and its reset: TSA
+    fires on h and resets h, TSA-ReLU fires on o = max(h, 0) − g and resets g. Which of g
+    and ev_sign are None is decided when numba compiles, so each case is its own loop with
+    nothing else in it. One pass instead of integrating and firing in two: measured +10 %
+    img/s on the VGG, +3.5 % on digits_resnet.
+    Returns (overflows, +1 spikes, −1 spikes)."""
+    novf = npos = nneg = 0
+    for j in range(h.shape[0]):
         u, o1 = _fit(_amplify(h[j], amp), lo, hi, wrap)
         u, o2 = _fit(u + acc[j] + (extra[j] if use else 0), lo, hi, wrap)
-        h[j] = u
         novf += o1 + o2
-    return novf
-
-
-@njit(cache=True)
-def _amplify_loop(g, amp, lo, hi, wrap):
-    """g ← β·g (the TSA-ReLU counterpart outside its firing window)."""
-    novf = 0
-    for j in range(g.shape[0]):
-        gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
-        g[j] = gv
-        novf += o1
-    return novf
-
-
-@njit(cache=True)
-def _fire_relu_loop(h, g, ev_sign, amp, vth, rs, neg, lo, hi, wrap):
-    """TSA-ReLU: g ← β·g; fire on o = max(h, 0) − g; reset g."""
-    novf = npos = nneg = 0
-    for j in range(h.shape[0]):
-        gv, o1 = _fit(_amplify(g[j], amp), lo, hi, wrap)
-        u = h[j]
-        o = u - gv if u >= 0 else -gv
-        sgn = np.int64(o >= vth) - np.int64(neg and o <= -vth)
-        gv, o2 = _fit(gv + _signed(rs, sgn), lo, hi, wrap)
-        g[j] = gv
-        novf += o1 + o2
-        ev_sign[j] = sgn
-        npos += sgn > 0
-        nneg += sgn < 0
-    return novf, npos, nneg
-
-
-@njit(cache=True)
-def _fire_loop(h, ev_sign, vth, rs, neg, lo, hi, wrap):
-    """TSA: fire on h, reset by subtraction."""
-    novf = npos = nneg = 0
-    for j in range(h.shape[0]):
-        u = h[j]
-        sgn = np.int64(u >= vth) - np.int64(neg and u <= -vth)
-        u, o1 = _fit(u - _signed(rs, sgn), lo, hi, wrap)
+        if g is not None:
+            gv, o3 = _fit(_amplify(g[j], amp), lo, hi, wrap)
+            novf += o3
+        if ev_sign is not None:
+            if g is not None:
+                o = u - gv if u >= 0 else -gv
+                sgn = np.int64(o >= vth) - np.int64(neg and o <= -vth)
+                gv, o4 = _fit(gv + _signed(rs, sgn), lo, hi, wrap)
+            else:
+                sgn = np.int64(u >= vth) - np.int64(neg and u <= -vth)
+                u, o4 = _fit(u - _signed(rs, sgn), lo, hi, wrap)
+            novf += o4
+            ev_sign[j] = sgn
+            npos += sgn > 0
+            nneg += sgn < 0
         h[j] = u
-        novf += o1
-        ev_sign[j] = sgn
-        npos += sgn > 0
-        nneg += sgn < 0
+        if g is not None:
+            g[j] = gv
     return novf, npos, nneg
 
 
 @njit(cache=True, inline="always")
 def _update(h, g, acc, extra, use, ev_sign, amp, m, l, fires, relu):
-    """One layer's registers at one step: amplify and integrate, then fire and reset (the
-    signs go to ``ev_sign``). Returns (overflows, +1 events, −1 events)."""
-    lo, hi, wrap = m.lo, m.hi, m.wrap
-    novf = _integrate_loop(h, acc, extra, use, amp, lo, hi, wrap)
-    if relu and not fires:
-        novf += _amplify_loop(g, amp, lo, hi, wrap)
-    npos = 0
-    nneg = 0
+    """The layer's update at this step through ``_tsa_loop``, with None for what it does
+    not do."""
+    vth, rs, neg, lo, hi, wrap = m.threshold[l], m.reset[l], m.negative, m.lo, m.hi, m.wrap
+    if relu:
+        if fires:
+            return _tsa_loop(h, g, acc, extra, use, ev_sign, amp, vth, rs, neg, lo, hi, wrap)
+        return _tsa_loop(h, g, acc, extra, use, None, amp, vth, rs, neg, lo, hi, wrap)
     if fires:
-        vth = m.threshold[l]
-        rs = m.reset[l]
-        neg = m.negative
-        if relu:
-            o, npos, nneg = _fire_relu_loop(h, g, ev_sign, amp, vth, rs, neg, lo, hi, wrap)
-        else:
-            o, npos, nneg = _fire_loop(h, ev_sign, vth, rs, neg, lo, hi, wrap)
-        novf += o
-    return novf, npos, nneg
+        return _tsa_loop(h, None, acc, extra, use, ev_sign, amp, vth, rs, neg, lo, hi, wrap)
+    return _tsa_loop(h, None, acc, extra, use, None, amp, vth, rs, neg, lo, hi, wrap)
 
 
 @engine.neuron_model(TSAParams)

