@@ -85,7 +85,7 @@ def bench(name: str, graph, calib_x: np.ndarray, x: np.ndarray, n_ref: int,
     drive = encode_input(net, x)
     run_core(net, drive[:1])  # compiled (or loaded from cache) before timing
     out = {"name": name, "images": len(x), "neurons": net.neurons - int(net.size[0]),
-           "steps": net.steps, "acc": np.dtype(engine.topology(net).weights.dtype).name}
+           "steps": net.steps, "acc": np.dtype(engine.accumulator_dtype(net)).name}
     # bit-exactness and the reference's speed on a subset
     t = time.perf_counter()
     ref = reference(net, drive[:n_ref])

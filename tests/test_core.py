@@ -99,6 +99,25 @@ def test_core_equals_reference_on_bundled_models(model, beta, Ts, overflow):
     assert c[..., ACTION_INDEX["overflow"]].sum() > 0
 
 
+@pytest.mark.parametrize("weight_bits, state_bits, frac_bits, stored, accumulated", [
+    (8, 24, 4, np.int16, np.int32),  # loihi_like: the weights fit int16
+    (12, 32, 8, np.int32, np.int32),  # shifted weights beyond int16, sums within int32
+    (16, 48, 16, np.int64, np.int64),  # sums beyond int32
+])
+def test_every_weight_and_accumulator_width_is_bit_exact(weight_bits, state_bits, frac_bits,
+                                                         stored, accumulated):
+    """The fan-out adds stored weights into accumulators of the same or a wider type
+    (``engine.weight_dtype``, ``engine.accumulator_dtype``): each pairing, bit for bit."""
+    from neurosim.core.engine import accumulator_dtype, weight_dtype
+    g, lams = bundled("digits_cnn")
+    x = digits("test").x[:6]
+    ar = dataclasses.replace(LOIHI, weight_bits=weight_bits, state_bits=state_bits,
+                             frac_bits=frac_bits, allow_overflow=True)
+    net = fixed(g, lams, sws_params(Tc=4, Ts=1), ar)
+    assert (weight_dtype(net), accumulator_dtype(net)) == (stored, accumulated)
+    assert_bit_exact(net, x)
+
+
 # ---- bit-exact on random small networks ----------------------------------------------------
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

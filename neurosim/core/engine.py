@@ -190,6 +190,16 @@ def accumulator_dtype(net: EventNetwork):
     return np.int32 if bound.max(initial=0.0) < 2.0 ** 31 else np.int64
 
 
+def weight_dtype(net: EventNetwork):
+    """How the engine stores the weights: int16 where every weight and its negative fit and
+    the accumulator is int32 (the adds sign-extend them: half the bytes a conv event reads,
+    measured +30 % img/s on the VGG, +6 % on digits_resnet), else the accumulator's type."""
+    acc = accumulator_dtype(net)
+    if acc == np.int32 and np.abs(net.weights).max(initial=0) < 2 ** 15:
+        return np.int16
+    return acc
+
+
 def _n_weights(net: EventNetwork, p: int) -> int:
     if net.p_kind[p] == CONV:
         c, _, _, o, _, _, kh, kw = net.p_geom[p][:8]
@@ -208,7 +218,7 @@ def topology(net: EventNetwork) -> Topology:
     p_cin, p_cg, p_og, p_o, p_tap, p_cstride = (np.zeros(n_proj, np.int64) for _ in range(6))
     ptrs, outs, ws, lens = [], [], [], []
     base = 0
-    weights = net.weights.astype(accumulator_dtype(net))
+    weights = net.weights.astype(weight_dtype(net))
     for p in range(n_proj):
         if net.p_kind[p] != CONV:
             continue
@@ -254,25 +264,30 @@ def _positions(net: EventNetwork, p_cin: np.ndarray) -> np.ndarray:
 
 def _vector_sum(context, builder, signature, args, lanes: int):
     """Code for dst[i:i+lanes] += Σ src[j:j+lanes] over the (src, j) pairs after (dst, i) in
-    ``args``: vector loads, adds and one store, with no bounds check (the fan-out tables keep
-    every run inside its arrays)."""
-    vec = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes).as_pointer()
+    ``args``: vector loads (a narrower source sign-extended to dst's width), adds and one
+    store, with no bounds check (the fan-out tables keep every run inside its arrays)."""
+    wide = ir.VectorType(context.get_data_type(signature.args[0].dtype), lanes)
 
-    def at(k):  # the vector at args[k][args[k + 1]]
+    def at(k):  # the vector at args[k][args[k + 1]], as dst's type, and its address
+        elem = context.get_data_type(signature.args[k].dtype)
         data = context.make_array(signature.args[k])(context, builder, args[k]).data
-        return builder.bitcast(builder.gep(data, [args[k + 1]]), vec)
+        ptr = builder.bitcast(builder.gep(data, [args[k + 1]]),
+                              ir.VectorType(elem, lanes).as_pointer())
+        v = builder.load(ptr, align=1)
+        return (v if elem.width == wide.element.width else builder.sext(v, wide)), ptr
 
-    total = builder.load(at(2), align=1)
+    total = at(2)[0]
     for k in range(4, len(args), 2):
-        total = builder.add(total, builder.load(at(k), align=1))
-    d = at(0)
-    builder.store(builder.add(builder.load(d, align=1), total), d, align=1)
+        total = builder.add(total, at(k)[0])
+    acc, d = at(0)
+    builder.store(builder.add(acc, total), d, align=1)
     return context.get_dummy_value()
 
 
-def _same_integer_arrays(*arrays) -> bool:
-    return all(isinstance(a, types.Array) and a.dtype == arrays[0].dtype
-               and isinstance(a.dtype, types.Integer) for a in arrays)
+def _integer_sources(dst, *srcs) -> bool:
+    """Integer arrays, the sources no wider than the destination."""
+    return all(isinstance(a, types.Array) and isinstance(a.dtype, types.Integer)
+               and a.dtype.bitwidth <= dst.dtype.bitwidth for a in (dst, *srcs))
 
 
 # 16-lane vector adds. A loop over runs of run-time length is vectorised by LLVM only behind
@@ -282,7 +297,7 @@ def _same_integer_arrays(*arrays) -> bool:
 @intrinsic
 def _add16(typingctx, dst, i, src, j):
     """dst[i:i+16] += src[j:j+16]."""
-    if _same_integer_arrays(dst, src):
+    if _integer_sources(dst, src):
         return types.void(dst, i, src, j), lambda c, b, s, a: _vector_sum(c, b, s, a, 16)
     return None
 
@@ -290,7 +305,7 @@ def _add16(typingctx, dst, i, src, j):
 @intrinsic
 def _add16_pair(typingctx, dst, i, src, j, src2, j2):
     """dst[i:i+16] += src[j:j+16] + src2[j2:j2+16]."""
-    if _same_integer_arrays(dst, src, src2):
+    if _integer_sources(dst, src, src2):
         return (types.void(dst, i, src, j, src2, j2),
                 lambda c, b, s, a: _vector_sum(c, b, s, a, 16))
     return None
@@ -531,7 +546,7 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
     if state is None:
         state = net.zero_state(len(inputs))
     topo = topology(net)
-    acc = np.zeros(int(net.size.max()), topo.weights.dtype)
+    acc = np.zeros(int(net.size.max()), accumulator_dtype(net))
     chunks = max(1, min(len(inputs), numba.get_num_threads()))
     with deferred():  # Ctrl-C is taken when numba's threads are done (neurosim.interrupt)
         by_step, by_image, spikes, high = _run(net.model, topo, state, inputs, img_base, acc,
