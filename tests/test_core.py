@@ -43,6 +43,24 @@ def assert_bit_exact(net, x):
 
 # ---- fixed-point building blocks -----------------------------------------------------------
 
+@settings(max_examples=40, deadline=None)
+@given(signs=st.lists(st.sampled_from([-1, 0, 0, 1]), max_size=80))
+def test_compaction_packs_the_events_in_neuron_order(signs):
+    """16 neurons at a time (a vector compress) and the rest one at a time: the indices and
+    signs of the non-zero entries, in order, in place."""
+    from numba import njit
+
+    from neurosim.core.registers import compact_events
+
+    ev_sign = np.array(signs, np.int8)
+    ev_idx = np.full(len(signs), -1, np.int32)
+    want = np.flatnonzero(ev_sign)
+    want_signs = ev_sign[want].copy()
+    ne = njit(lambda i, s, n: compact_events(i, s, n))(ev_idx, ev_sign, len(signs))
+    assert ne == len(want)
+    assert np.array_equal(ev_idx[:ne], want) and np.array_equal(ev_sign[:ne], want_signs)
+
+
 def test_csd_forms():
     assert csd_terms(2.0) == ((1, 1),)
     assert csd_terms(1.5) == ((1, 0), (1, -1))  # u + (u >> 1)
