@@ -266,7 +266,8 @@ def main() -> None:
         "per event × kernel tap, nothing else): "
         + ", ".join(f"{widths[w] / 1e9:.2f} G synops/s/core at {w} output channels" for w in widths)
         + ". It is the plain per-tap fan-out, not a bound: the engine adds a kernel row's taps "
-        "as one run, 16 lanes at a time, two events of a position at once, and can exceed it "
+        "as one run, 16 lanes at a time from int16 weights, up to four events of a position at "
+        "once, and can exceed it "
         "while also paying for the neuron updates, the event rings and the counting; "
         "digits_resnet's layers have 16 and 32 channels, the VGG's 16, 32 and 64.",
         f"- **Parallel ceiling**: two single-thread processes at once deliver {parallel:.2f}× the "
