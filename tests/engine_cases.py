@@ -48,6 +48,16 @@ def assert_engine_matches_reference(net, inputs: np.ndarray, state: np.ndarray |
     for name, a, b in (("per layer and step", c, c2), ("per image and layer", ci, ci2)):
         diff = [k for k, i in ACTION_INDEX.items() if not np.array_equal(a[..., i], b[..., i])]
         assert not diff, f"counts {name} differ: {diff}"
+    # the readout-only run (one reused register buffer per thread, what simulate uses):
+    # the same readout registers, counts and spikes, and the initial registers left alone
+    given = state.copy()
+    ro, c3, ci3, s3 = engine.run(net, inputs, given, trace=True, readout_only=True)
+    assert np.array_equal(ro, st[:, :, net.layer_slice(net.layers - 1)]), "readout-only differs"
+    assert np.array_equal(c3, c) and np.array_equal(ci3, ci) and np.array_equal(s3, s)
+    assert np.array_equal(given, state), "readout-only run wrote its initial registers"
+    if not state.any():  # no initial registers given: zeros
+        ro0, c4, _, _ = engine.run(net, inputs, readout_only=True)
+        assert np.array_equal(ro0, ro) and np.array_equal(c4, c)
     return mine
 
 
