@@ -28,7 +28,7 @@ it, by ``neurosim.counts.ACTION_INDEX``). It returns the number of events writte
 buffers. A conv projection has a tap table per input position (output base, weight base),
 so an event costs no geometry arithmetic beyond a table read of its position, and the inner
 loop is one contiguous run of the output channels per kernel row, added 16 lanes at a time
-(``_add16``), two events of one position at once where they come together
+(``_add16``), four or two events of one position at once where they come together
 (``_scatter_conv``). Accumulators are int32 where the layer's largest possible per-step
 sum provably fits (``accumulator_dtype``), else int64; weights are int16 where they fit
 (``weight_dtype``), else the accumulator's type. A neuron model runs each of its per-neuron register
@@ -76,6 +76,7 @@ Topology = namedtuple("Topology", [
     "ring", "ring_off",
     "pos_of",  # per neuron (all layers): its position, index // channels of its layer
     "fanout", "p_foff",  # dense: synapses per source neuron (EventNetwork.fanout)
+    "acc_proto",  # zeros for the largest layer, of accumulator_dtype: each thread copies it
 ])
 
 
@@ -244,7 +245,8 @@ def topology(net: EventNetwork) -> Topology:
         tp_len=cat(lens), weights=weights, negated=-weights, ring=ring,
         ring_off=np.concatenate([[0], np.cumsum(ring * net.size)]).astype(np.int64),
         pos_of=_positions(net, p_cin), fanout=np.asarray(net.fanout, np.int64),
-        p_foff=np.asarray(net.p_foff, np.int64))
+        p_foff=np.asarray(net.p_foff, np.int64),
+        acc_proto=np.zeros(int(net.size.max()), accumulator_dtype(net)))
     object.__setattr__(net, "_topology", topo)
     return topo
 
@@ -441,7 +443,7 @@ def _scatter_conv(acc, ev_idx, ev_sign, base, ne, woff, cin, cg, og, cstride,
                     e += u(4)
                     continue
             nxt = u(ev_idx[base + e + u(1)]) if e + u(1) < ne else idx
-            if nxt != idx and u(pos_of[nxt]) == pos:  # the next event shares the position
+            if e + u(1) < ne and u(pos_of[nxt]) == pos:  # the next event shares the position
                 w1 = woff + (nxt - pos * cin) * cstride
                 ws1 = weights if ev_sign[base + e + u(1)] > 0 else negated
                 for k in range(k0, k1):
@@ -477,8 +479,8 @@ def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, cst
 # ---- the driver ------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace, watermark, keep_all,
-         ro_lo, ro_hi):
+def _run(model, topo, state, inputs, img_base, chunks, trace, watermark, keep_all, ro_lo,
+         ro_hi):
     # topology fields are read into locals once: a namedtuple field read inside a loop costs
     # a reference-count update per access
     size, offset, active, ring, ring_off = topo.size, topo.offset, topo.active, topo.ring, topo.ring_off
@@ -488,7 +490,7 @@ def _run(model, topo, state, inputs, img_base, acc_proto, chunks, trace, waterma
                                            topo.p_tap)
     tp_ptr, tp_out, tp_w, tp_len = topo.tp_ptr, topo.tp_out, topo.tp_w, topo.tp_len
     weights, negated, pos_of = topo.weights, topo.negated, topo.pos_of
-    fanout, p_foff = topo.fanout, topo.p_foff
+    fanout, p_foff, acc_proto = topo.fanout, topo.p_foff, topo.acc_proto
     n_img = inputs.shape[0]
     n_layers = size.shape[0]
     steps = topo.steps
@@ -614,12 +616,11 @@ def run(net: EventNetwork, inputs: np.ndarray, state: np.ndarray | None = None,
         state = (np.zeros((len(inputs), net.regs, 0), np.int64) if readout_only
                  else net.zero_state(len(inputs)))
     topo = topology(net)
-    acc = np.zeros(int(net.size.max()), accumulator_dtype(net))
     chunks = max(1, min(len(inputs), numba.get_num_threads()))
     ro = net.layer_slice(net.layers - 1)
     with deferred():  # Ctrl-C is taken when numba's threads are done (neurosim.interrupt)
         by_step, by_image, spikes, high, readout = _run(
-            net.model, topo, state, inputs, img_base, acc, chunks, trace, watermarks,
+            net.model, topo, state, inputs, img_base, chunks, trace, watermarks,
             not readout_only, ro.start, ro.stop)
     first = readout if readout_only else state
     if watermarks:
