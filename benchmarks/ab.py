@@ -1,11 +1,13 @@
 """A/B timing of two (or more) neurosim source trees: is a change to the engine faster?
 
     python benchmarks/ab.py OLD_TREE NEW_TREE [--jobs digits_resnet,vgg32,rate] [--rounds 3]
+                                             [--threads 1,2]
 
 A tree is a directory holding a ``neurosim/`` package (``git worktree add /tmp/old HEAD~1``
 makes one). Each job runs in a fresh process per tree, one thread, the trees alternating
 round after round so that load from other processes on a shared machine falls on all of
-them; each process times its job three times and keeps the best. Prints the best img/s of
+them; each process times its job three times and keeps the best. One thread unless
+``--threads`` lists others (each count timed in turn in every process). Prints the best img/s of
 each job per tree, and the ratio of each tree to the first.
 
 Jobs: ``digits_resnet`` and ``vgg32`` run SWS (Tc=8, Ts=2, β=2, loihi_like) on the engine
@@ -29,6 +31,7 @@ JOB = r'''
 import json, sys, time
 import numba, numpy as np
 tree, nets_dir, jobs = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+threads = [int(n) for n in sys.argv[4].split(",")]
 sys.path[:0] = [tree, nets_dir]
 from neurosim.calibrate import calibrate
 from neurosim.core import engine
@@ -41,7 +44,6 @@ from neurosim.schemes.sws import convert
 import nets
 SWS = dict(Tc=8, Ts=2, beta=2.0, threshold_ratio=0.5, negative_spikes=True,
            relu_counterpart=True, encoder="current")
-numba.set_num_threads(1)
 arithmetic = load_profile("loihi_like").arithmetic
 resnet = load_onnx(tree + "/neurosim/models/digits_resnet.onnx")
 rng = np.random.default_rng(1)
@@ -64,12 +66,15 @@ for job in jobs:
         def fn():
             scheme.simulate_fixed(fixed, x)
     fn()  # compiled or loaded from numba's cache
-    best = float("inf")
+    best = dict.fromkeys(threads, float("inf"))
     for _ in range(3):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    out[job] = len(x) / best
+        for n in threads:  # interleaved, as the trees are
+            numba.set_num_threads(n)
+            t = time.perf_counter()
+            fn()
+            best[n] = min(best[n], time.perf_counter() - t)
+    for n in threads:
+        out[job if len(threads) == 1 else f"{job}@{n}t"] = len(x) / best[n]
 print(json.dumps(out))
 '''
 
@@ -80,6 +85,9 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", default="digits_resnet,vgg32,rate",
                     help="comma-separated: digits_resnet, vgg32, or coding specs")
     ap.add_argument("--rounds", type=int, default=3, help="alternations of the trees")
+    ap.add_argument("--threads", default="1",
+                    help="comma-separated thread counts, each timed in every process (1,2: "
+                         "a job's figures per count, as job@1t, job@2t)")
     args = ap.parse_args(argv)
     for tree in args.trees:
         if not (Path(tree) / "neurosim" / "__init__.py").is_file():
@@ -90,7 +98,8 @@ def main(argv=None) -> int:
     for _ in range(args.rounds):
         for tree in args.trees:
             run = subprocess.run([sys.executable, "-c", JOB, str(Path(tree).resolve()),
-                                  str(HERE), args.jobs], capture_output=True, text=True)
+                                  str(HERE), args.jobs, args.threads],
+                                 capture_output=True, text=True)
             if run.returncode:
                 print(f"ab.py: the job failed in {tree}:\n{run.stderr}", file=sys.stderr)
                 return 1
@@ -101,6 +110,12 @@ def main(argv=None) -> int:
         cells = [f"{job} {v:.1f} img/s ({v / best[first][job]:.2f}×)"
                  for job, v in best[tree].items()]
         print(f"{tree}: " + ", ".join(cells))
+        scaling = [f"{job} {v / best[tree][job.rsplit('@', 1)[0] + '@1t']:.2f}×"
+                   for job, v in best[tree].items()
+                   if "@" in job and not job.endswith("@1t")
+                   and job.rsplit("@", 1)[0] + "@1t" in best[tree]]
+        if scaling:
+            print(f"{tree}: over one thread: " + ", ".join(scaling))
     return 0
 
 
