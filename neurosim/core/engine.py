@@ -540,6 +540,8 @@ def _run(model, topo, state, inputs, img_base, chunks, trace, watermark, keep_al
                             continue
                         sslot = (t - d) % ring[s]
                         ne = ev_n[s, sslot]
+                        if ne == 0:
+                            continue
                         c[A_SYNOP] += _scatter(acc, ev_idx, ev_sign, ring_off[s] + sslot * size[s],
                                                ne, n, p_kind[p], p_woff[p], p_cin[p], p_cg[p],
                                                p_og[p], p_cstride[p], tp_ptr[p_tap[p]:], tp_out,
