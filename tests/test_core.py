@@ -47,10 +47,11 @@ def assert_bit_exact(net, x):
 @given(signs=st.lists(st.sampled_from([-1, 0, 0, 1]), max_size=80))
 def test_compaction_packs_the_events_in_neuron_order(signs):
     """16 neurons at a time (a vector compress) and the rest one at a time: the indices and
-    signs of the non-zero entries, in order, in place."""
+    signs of the non-zero entries, in order, in place; ``negative_events`` counts the −1s
+    among them (the neuron models' spike counts come from these two)."""
     from numba import njit
 
-    from neurosim.core.registers import compact_events
+    from neurosim.core.registers import compact_events, negative_events
 
     ev_sign = np.array(signs, np.int8)
     ev_idx = np.full(len(signs), -1, np.int32)
@@ -59,6 +60,7 @@ def test_compaction_packs_the_events_in_neuron_order(signs):
     ne = njit(lambda i, s, n: compact_events(i, s, n))(ev_idx, ev_sign, len(signs))
     assert ne == len(want)
     assert np.array_equal(ev_idx[:ne], want) and np.array_equal(ev_sign[:ne], want_signs)
+    assert njit(lambda s, n: negative_events(s, n))(ev_sign, ne) == signs.count(-1)
 
 
 def test_csd_forms():

@@ -91,3 +91,13 @@ def compact_events(ev_idx, ev_sign, n):
         ne += s != 0
         j += 1
     return ne
+
+
+@njit(cache=True, inline="always")
+def negative_events(ev_sign, ne):
+    """How many of the ``ne`` compacted events in ``ev_sign`` are −1. Counted here rather
+    than in the neuron loops: a reduction there costs every neuron, this only the events."""
+    nneg = 0
+    for k in range(ne):
+        nneg += ev_sign[k] < 0
+    return nneg

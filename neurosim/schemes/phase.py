@@ -587,19 +587,16 @@ def _decide(m, t, k, h, st, c):
 @njit(cache=True)
 def _encoder_loop(codes, ev_sign, bit):
     """Phase k's spikes: bit K−1−k of each input's code."""
-    nspk = 0
     for j in range(codes.shape[0]):
-        s = (codes[j] >> bit) & 1
-        ev_sign[j] = s
-        nspk += s
-    return nspk
+        ev_sign[j] = (codes[j] >> bit) & 1
 
 
 @njit(cache=True)
 def _hidden_loop(h, acc, bias, ev_sign, lo, hi, wrap, left, right, rnd, q):
     """eq. 18: V' << 1 within a period, V' >> (K−1) entering one (``left``/``right``), the
-    input added, fire and reset by subtraction."""
-    novf = nspk = 0
+    input added, fire and reset by subtraction. Returns the overflows (the spikes are counted
+    once compacted)."""
+    novf = 0
     for j in range(acc.shape[0]):
         u, o1 = _fit(((h[j] << left) + rnd) >> right, lo, hi, wrap)
         u, o2 = _fit(u + acc[j] + bias[j], lo, hi, wrap)
@@ -607,8 +604,7 @@ def _hidden_loop(h, acc, bias, ev_sign, lo, hi, wrap, left, right, rnd, q):
         h[j] = u - q if s else u  # V' ≥ Q before: cannot overflow
         ev_sign[j] = s
         novf += o1 + o2
-        nspk += s
-    return novf, nspk
+    return novf
 
 
 @njit(cache=True)
@@ -632,10 +628,9 @@ def phase_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     kind = m.kind[l]
     K = m.K
     k = (t - 1) % K
-    nspk = 0
     if kind == ENCODER:
         bit = K - 1 - k
-        nspk = _encoder_loop(x[:n], ev_sign, bit)
+        _encoder_loop(x[:n], ev_sign, bit)
         c[A_SREAD] += n
         c[A_SHIFT] += n * np.int64(bit > 0)
     else:
@@ -648,23 +643,25 @@ def phase_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         right = 0 if k > 0 else K - 1
         rnd = (np.int64(1) << (right - 1)) if m.nearest and right > 0 else np.int64(0)
         if kind == HIDDEN:
-            novf, nspk = _hidden_loop(h, acc, bias, ev_sign, lo, hi, wrap, left, right, rnd,
-                                      m.threshold[l])
+            novf = _hidden_loop(h, acc, bias, ev_sign, lo, hi, wrap, left, right, rnd,
+                                m.threshold[l])
             c[A_CMP] += n
         else:
             novf = _readout_loop(h, acc, bias, lo, hi, wrap, left, right, rnd)
         c[A_SREAD] += n
         c[A_SWRITE] += n
         c[A_SHIFT] += n * np.int64(K > 1)
-        c[A_ADD] += n + nspk
+        c[A_ADD] += n
         c[A_BIAS] += m.bias_nonzero[l]
         c[A_OVF] += novf
         if kind == READOUT:
             if m.early and t >= m.t1:
                 _decide(m, t, k, h, st, c)
             return 0
-    c[A_POS] += nspk
     ne = compact_events(ev_idx, ev_sign, n)
+    if kind == HIDDEN:
+        c[A_ADD] += ne  # the resets
+    c[A_POS] += ne
     return ne
 
 

@@ -576,20 +576,15 @@ A_MAC = ACTION_INDEX["mac"]
 @njit(cache=True)
 def _poisson_loop(levels, ev_sign, key):
     """A spike where the neuron's draw of this step falls below its level."""
-    nspk = 0
     for j in range(levels.shape[0]):
         draw = np.int64(_mix(key ^ np.uint64(j)) >> _DRAW_SHIFT)
-        s = np.int64(draw < levels[j])
-        ev_sign[j] = s
-        nspk += s
-    return nspk
+        ev_sign[j] = np.int64(draw < levels[j])
 
 
 @njit(cache=True)
 def _fire_loop(h, ev_sign, q, drive=None):
     """IF: V (+ ``drive``, the regular encoder's) spikes at V ≥ q, reset by subtraction.
     ``drive is None`` is decided when numba compiles, not per neuron."""
-    nspk = 0
     for j in range(h.shape[0]):
         if drive is None:
             u = h[j]
@@ -598,8 +593,6 @@ def _fire_loop(h, ev_sign, q, drive=None):
         s = np.int64(u >= q)
         h[j] = u - q if s else u
         ev_sign[j] = s
-        nspk += s
-    return nspk
 
 
 @njit(cache=True)
@@ -607,9 +600,10 @@ def _integrate_loop(h, acc, bias, lo, hi, wrap, cur=None, first=0, q=None, ev_si
     """V += input + bias (+ ``cur``, the input layer's constant current, fitted on its first
     write); then, if ``q`` is given (an IF layer), a spike at V ≥ q and the reset by
     subtraction, which cannot overflow. One pass over V instead of integrating and firing in
-    two: measured +3–5 % img/s at T = 256 on digits_resnet. Which arguments are None is decided when numba compiles,
-    not per neuron."""
-    novf = nspk = 0
+    two: measured +3–5 % img/s at T = 256 on digits_resnet. Which arguments are None is
+    decided when numba compiles, not per neuron. Returns the overflows (the spikes are counted
+    once compacted)."""
+    novf = 0
     for j in range(h.shape[0]):
         if cur is None:
             u, o = _fit(h[j] + acc[j] + bias[j], lo, hi, wrap)
@@ -622,9 +616,8 @@ def _integrate_loop(h, acc, bias, lo, hi, wrap, cur=None, first=0, q=None, ev_si
             s = np.int64(u >= q)
             u = u - q if s else u
             ev_sign[j] = s
-            nspk += s
         h[j] = u
-    return novf, nspk
+    return novf
 
 
 @engine.neuron_model(RateParams)
@@ -633,10 +626,9 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     # registers through slice views, handed to the neuron loops above
     n = acc.shape[0]
     kind = m.kind[l]
-    nspk = 0
     if kind == POISSON:
         key = _mix(_mix(_mix(m.seed) ^ np.uint64(img)) ^ np.uint64(t))
-        nspk = _poisson_loop(x[:n], ev_sign, key)
+        _poisson_loop(x[:n], ev_sign, key)
         c[A_SHIFT] += n
     else:
         h = st[0, off:off + n]
@@ -644,7 +636,7 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         novf = 0
         if kind == REGULAR:
             # drive ≤ Q_0 and V < Q_0 before it: V + drive < 2·Q_0 fits (module docstring)
-            nspk = _fire_loop(h, ev_sign, q, x[:n])
+            _fire_loop(h, ev_sign, q, x[:n])
         else:
             lo, hi, wrap = m.lo, m.hi, m.wrap
             bias = m.bias[off:off + n]
@@ -654,29 +646,30 @@ def rate_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
                 # the current register is written (and fitted) once, at t = 1
                 cur, first = x[co:co + n], np.int64(t == 1)
                 if kind == IF:
-                    novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first, q,
-                                                 ev_sign)
+                    novf = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first, q, ev_sign)
                 else:
-                    novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first)
+                    novf = _integrate_loop(h, acc, bias, lo, hi, wrap, cur, first)
                 c[A_SREAD] += n
                 c[A_ADD] += n
                 if t == 1:
                     c[A_SWRITE] += n
                     c[A_MAC] += m.macs[l]
             elif kind == IF:
-                novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap, None, 0, q, ev_sign)
+                novf = _integrate_loop(h, acc, bias, lo, hi, wrap, None, 0, q, ev_sign)
             else:
-                novf, nspk = _integrate_loop(h, acc, bias, lo, hi, wrap)
+                novf = _integrate_loop(h, acc, bias, lo, hi, wrap)
             c[A_BIAS] += m.bias_nonzero[l]
         c[A_SREAD] += n
         c[A_SWRITE] += n
-        c[A_ADD] += n + nspk
+        c[A_ADD] += n
         c[A_OVF] += novf
     if kind == READOUT:
         return 0
-    c[A_CMP] += n
-    c[A_POS] += nspk
     ne = compact_events(ev_idx, ev_sign, n)
+    if kind != POISSON:
+        c[A_ADD] += ne  # the resets
+    c[A_CMP] += n
+    c[A_POS] += ne
     return ne
 
 

@@ -107,7 +107,7 @@ from numba import njit
 from ..core import engine, ranges
 from ..core.network import EventNetwork, ProjectionBuilder, core_order
 from ..core.reference import reference_model
-from ..core.registers import compact_events
+from ..core.registers import compact_events, negative_events
 from ..core.registers import fit as _fit
 from ..counts import ACTION_INDEX, Counts
 from ..errors import UserError
@@ -619,16 +619,11 @@ A_OVF = ACTION_INDEX["overflow"]
 def _encoder_loop(code, ev_sign, t):
     """The encoder's events at step t from its spike times (eq. 1–2): +sign at t = 1, −sign
     at t = |p|."""
-    npos = nneg = 0
     first = np.int64(t == 1)
     for j in range(code.shape[0]):
         p = code[j]
         sgn = np.int64(p > 0) - np.int64(p < 0)
-        s = sgn * (first - np.int64(abs(p) == t))  # p ≠ 0 means p* ≥ 2: never both
-        ev_sign[j] = s
-        npos += s > 0
-        nneg += s < 0
-    return npos, nneg
+        ev_sign[j] = sgn * (first - np.int64(abs(p) == t))  # p ≠ 0 means p* ≥ 2: never both
 
 
 @njit(cache=True, inline="always")
@@ -654,29 +649,26 @@ def _readout_loop(cur, mem, acc, bias, lo, hi, wrap, edge):
         novf += o1 + o2
         if bias is not None:
             nbias += np.int64(bias[j] != 0)
-    return 0, 0, 0, novf, nbias, acc.shape[0]
+    return 0, novf, nbias, acc.shape[0]
 
 
 @njit(cache=True)
 def _switch_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi, wrap, q, edge):
     """``emission=switch``: an event at every on/off switch of the internal train."""
-    npos = nneg = nfire = novf = nbias = 0
+    nfire = novf = nbias = 0
     for j in range(acc.shape[0]):
         i, o1 = _fit(_current(cur, acc, bias, edge, j), lo, hi, wrap)
         v, o2 = _fit(mem[j] + i, lo, hi, wrap)
         fire = np.int64(v >= q)
         cur[j] = i
         mem[j] = v - q if fire else v
-        e = fire - flag[j]
+        ev_sign[j] = fire - flag[j]
         flag[j] = fire
-        ev_sign[j] = e
-        npos += e > 0
-        nneg += e < 0
         nfire += fire
         novf += o1 + o2
         if bias is not None:
             nbias += np.int64(bias[j] != 0)
-    return npos, nneg, nfire, novf, nbias, acc.shape[0]
+    return nfire, novf, nbias, acc.shape[0]
 
 
 @njit(cache=True)
@@ -684,7 +676,7 @@ def _single_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi, wrap, q, edge):
     """``emission=single``: +1 at the first internal spike, −1 at the first step without one
     after it (``flag`` 0, 1, 2: before, on, done); a neuron done with its −1 stays frozen.
     Selects rather than products of masks: an int64 multiply is a slow vector instruction."""
-    npos = nneg = nfire = novf = nbias = nlive = 0
+    nfire = novf = nbias = nlive = 0
     for j in range(acc.shape[0]):
         f = flag[j]
         live = np.int64(f < 2)
@@ -697,20 +689,18 @@ def _single_loop(cur, mem, flag, acc, bias, ev_sign, lo, hi, wrap, q, edge):
         mem[j] = v if live else mem[j]
         flag[j] = f + abs(e)
         ev_sign[j] = e
-        npos += e > 0
-        nneg += e < 0
         nlive += live
         nfire += fire if live else 0
         novf += o1 + o2 if live else 0
         if bias is not None:
             nbias += np.int64(bias[j] != 0) if live else 0
-    return npos, nneg, nfire, novf, nbias, nlive
+    return nfire, novf, nbias, nlive
 
 
 @njit(cache=True, inline="always")
 def _neurons(m, kind, cur, mem, flag, acc, bias, ev_sign, q, edge):
-    """The layer's loop: (+1 events, −1 events, internal spikes, overflows, biases added,
-    live neurons)."""
+    """The layer's loop: (internal spikes, overflows, biases added, live neurons); its
+    events are counted once compacted (``negative_events``)."""
     lo, hi, wrap = m.lo, m.hi, m.wrap
     if kind == READOUT:
         return _readout_loop(cur, mem, acc, bias, lo, hi, wrap, edge)
@@ -725,9 +715,8 @@ def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     # registers through slice views, handed to the neuron loops above
     n = acc.shape[0]
     kind = m.kind[l]
-    npos = nneg = 0  # defined on every path (numba's inliner needs it)
     if kind == ENCODER:
-        npos, nneg = _encoder_loop(x[:n], ev_sign, t)
+        _encoder_loop(x[:n], ev_sign, t)
         c[A_SREAD] += n
         c[A_CMP] += n
     else:
@@ -737,12 +726,11 @@ def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         flag = st[2, off:off + n]
         edge = np.int64(t == 1) - np.int64(t == m.steps)  # bias on at t = 1, off at t = N
         if edge == 0:
-            npos, nneg, nfire, novf, nbias, nlive = _neurons(m, kind, cur, mem, flag, acc, None,
-                                                             ev_sign, q, edge)
+            nfire, novf, nbias, nlive = _neurons(m, kind, cur, mem, flag, acc, None, ev_sign,
+                                                 q, edge)
         else:
-            npos, nneg, nfire, novf, nbias, nlive = _neurons(m, kind, cur, mem, flag, acc,
-                                                             m.bias[off:off + n], ev_sign, q,
-                                                             edge)
+            nfire, novf, nbias, nlive = _neurons(m, kind, cur, mem, flag, acc,
+                                                 m.bias[off:off + n], ev_sign, q, edge)
         c[A_SREAD] += 2 * nlive
         c[A_SWRITE] += 2 * nlive
         c[A_ADD] += 2 * nlive
@@ -750,13 +738,15 @@ def tsc_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         c[A_BIAS] += nbias
         if kind == READOUT:
             return 0
-        c[A_SREAD] += n
-        c[A_SWRITE] += npos + nneg
         c[A_ADD] += nfire
         c[A_CMP] += nlive
-    c[A_POS] += npos
-    c[A_NEG] += nneg
     ne = compact_events(ev_idx, ev_sign, n)
+    nneg = negative_events(ev_sign, ne)
+    if kind == HIDDEN:
+        c[A_SREAD] += n
+        c[A_SWRITE] += ne  # the flag changes exactly at an event
+    c[A_POS] += ne - nneg
+    c[A_NEG] += nneg
     return ne
 
 

@@ -495,16 +495,16 @@ A_OVF = ACTION_INDEX["overflow"]
 def _fire_loop(v, src, add, ev_sign, threshold, reset, lo, hi, wrap):
     """A firing-window step: V = src + add (the encoder's load: src = x, add = 0; the ramp:
     src = V, add = α; the window's first offset: src = V, add = 0, V in range already, so
-    nothing to fit), fire at V ≥ threshold and set V to ``reset``."""
-    novf = npos = 0
+    nothing to fit), fire at V ≥ threshold and set V to ``reset``. Returns the overflows (the
+    spikes are counted once compacted)."""
+    novf = 0
     for j in range(v.shape[0]):
         u, o = _fit(src[j] + add, lo, hi, wrap)
         sgn = np.int64(u >= threshold)
         v[j] = reset if sgn else u
         novf += o
         ev_sign[j] = sgn
-        npos += sgn
-    return novf, npos
+    return novf
 
 
 @njit(cache=True)
@@ -560,21 +560,22 @@ def ttfs_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
         alpha, reset = m.alpha[l], m.reset[l]
         threshold = m.threshold[l] if k < T - 1 else m.last_threshold[l]
         if k == 0 and kind == ENCODER:  # load n
-            novf, npos = _fire_loop(v, x[:n], 0, ev_sign, threshold, reset, lo, hi, wrap)
+            novf = _fire_loop(v, x[:n], 0, ev_sign, threshold, reset, lo, hi, wrap)
             c[A_SWRITE] += n
         elif k == 0:  # the boundary left V = (T−1)·z: compare only
-            novf, npos = _fire_loop(v, v, 0, ev_sign, threshold, reset, lo, hi, wrap)
+            novf = _fire_loop(v, v, 0, ev_sign, threshold, reset, lo, hi, wrap)
             c[A_SREAD] += n
-            c[A_SWRITE] += npos
         else:  # ramp
-            novf, npos = _fire_loop(v, v, alpha, ev_sign, threshold, reset, lo, hi, wrap)
+            novf = _fire_loop(v, v, alpha, ev_sign, threshold, reset, lo, hi, wrap)
             c[A_SREAD] += n
             c[A_SWRITE] += n
             c[A_ADD] += n
-        c[A_CMP] += n
-        c[A_POS] += npos
-        c[A_OVF] += novf
         ne = compact_events(ev_idx, ev_sign, n)
+        if k == 0 and kind != ENCODER:
+            c[A_SWRITE] += ne  # only the neurons that fire are reset
+        c[A_CMP] += n
+        c[A_POS] += ne
+        c[A_OVF] += novf
         return ne
     if s == T - 1:  # boundary: the bias; this offset's spikes (value 0) are dropped
         novf = _add_loop(v, m.bias[off:off + n], lo, hi, wrap)
