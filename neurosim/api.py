@@ -159,6 +159,8 @@ class ProfileResult:
     ann_memory: dict | None       # the ANN with its memory traffic (energy.ann_energy_fair)
     runs: list[dict]
     traces: list[CodingTrace]
+    # ``compare``: the codings this model or profile cannot take, {"coding", "reason"}
+    not_run: list[dict] = field(default_factory=list)
 
     @property
     def ann_energy_with_memory_pj(self) -> float | None:
@@ -233,7 +235,7 @@ class Result:
             doc["comparisons"] = [{"hw": p.hw_dict(with_mapping=False),
                                    "ann_energy_pj": p.ann_energy_pj,
                                    "ann_energy_with_memory_pj": p.ann_energy_with_memory_pj,
-                                   "runs": p.runs}
+                                   "runs": p.runs, "not_run": p.not_run}
                                   for p in self.profiles]
         return doc
 
@@ -241,14 +243,30 @@ class Result:
         """The terminal text of ``neurosim run`` / ``compare`` (lines ≤ 100 columns)."""
         from .report import format_summary
 
-        return format_summary(self)
+        return format_summary(self) + "".join("\n" + line for line in self.not_run_lines())
+
+    def not_run_lines(self, markdown: bool = False) -> list[str]:
+        """The codings ``compare`` left out, per profile, with why (lines ≤ 100 columns)."""
+        import textwrap
+
+        lines = []
+        for p in self.profiles:
+            for entry in p.not_run:
+                head = f"Not run on {p.name}: {entry['coding']}: "
+                if markdown:
+                    head = f"- Not run on {p.name}: `{entry['coding']}`: "
+                lines += textwrap.wrap(head + entry["reason"], 100, subsequent_indent="  ",
+                                       break_on_hyphens=False)
+        return lines
 
     def to_markdown(self, figures: Sequence[str] = ()) -> str:
         """report.md: inputs, the ANN, each profile's table, energy by action and by layer,
         relative to the ANN, and links to ``figures`` (file names beside report.md)."""
         from .report import format_markdown
 
-        return format_markdown(self, figures)
+        text = format_markdown(self, figures)
+        skipped = self.not_run_lines(markdown=True)
+        return text + ("\n## Not run\n\n" + "\n".join(skipped) + "\n" if skipped else "")
 
     def counts_csv(self) -> str:
         """counts.csv: one row per profile × coding × layer, one column per counted action
@@ -347,6 +365,9 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     try:
         for profile, shown in zip(inputs.profiles, inputs.profile_paths):
             traces: list[CodingTrace] = []
+            # compare measures what it can: a coding this model or profile cannot take is
+            # reported with why, not a stop for the others (run stops: it was asked for)
+            not_run = [] if command == "compare" else None
 
             mapping = map_layers(sizes, profile)
 
@@ -361,11 +382,22 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 trace.gantt = timing["gantt"]
                 _traces.append(trace)
 
-            runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
-                               progress=progress, seed=seed, on_result=keep)
+            where = f"profile '{profile.name}'" + (f" ({shown})" if shown else "")
+            try:
+                runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
+                                   progress=progress, seed=seed, on_result=keep,
+                                   not_run=not_run)
+            except UserError as e:
+                if len(inputs.profiles) == 1:
+                    raise
+                raise UserError(f"on {where}: {e}") from None
+            if not runs:
+                raise UserError(f"on {where}: no coding can run on this model: "
+                                + "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run))
             result.profiles.append(ProfileResult(profile, shown, mapping,
                                                  ann_energy(macs, profile),
-                                                 ann_energy_fair(graph, profile), runs, traces))
+                                                 ann_energy_fair(graph, profile), runs, traces,
+                                                 not_run or []))
     finally:
         if bars is not None:
             bars.close()

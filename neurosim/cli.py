@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"neurosim {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(p, many_hw=False):
+    def common(p, many_hw=False, default_coding="sws"):
         p.add_argument("model", nargs="?", metavar="MODEL",
                        help=f"ONNX file or bundled model name (default: {DEFAULT_MODEL}; "
                             f"see 'neurosim models')")
@@ -106,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
                             "(default for 1×8×8 models) or PATH.npz with array x")
         p.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
         p.add_argument("--coding", action="append", metavar="SPEC",
-                       help="NAME[:key=value,...], repeatable (default sws); e.g. "
-                            "sws:Tc=8,Ts=2,beta=1.5; 'all' = every scheme; see 'neurosim codings'")
+                       help=f"NAME[:key=value,...], repeatable (default {default_coding}); "
+                            f"e.g. sws:Tc=8,Ts=2,beta=1.5; 'all' = every scheme; see "
+                            f"'neurosim codings'")
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
         p.add_argument("--out", metavar="DIR", help="directory for report files")
         p.add_argument("--seed", type=int, metavar="S",
@@ -118,16 +119,20 @@ def _parser() -> argparse.ArgumentParser:
                             "state_bits (a loud warning instead of an error; overflows are "
                             "counted and reported)")
 
+    def precision(p):
+        p.add_argument("--precision", choices=["fixed", "float", "both"], default="both",
+                       help="simulate the SNN in fixed point (bit-accurate core, counts, "
+                            "energy), float (reference simulator), or both (default)")
+
     run = sub.add_parser("run", help="import a model and measure it (the main job)",
                          description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(run)
-    run.add_argument("--precision", choices=["fixed", "float", "both"], default="both",
-                     help="simulate the SNN in fixed point (bit-accurate core, counts, energy), "
-                          "float (reference simulator), or both (default)")
+    precision(run)
     cmp_ = sub.add_parser("compare", help="every coding scheme side by side, per profile",
                           description=COMPARE_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    common(cmp_, many_hw=True)
+    common(cmp_, many_hw=True, default_coding="all")
+    precision(cmp_)
     chk = sub.add_parser("check", help="fixed point versus float, per scheme and layer",
                          description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common(chk)
@@ -272,11 +277,17 @@ def cmd_profiles(args) -> int:
     from .hw.mapping import format_profiles_table
     from .hw.profile import load_profile
 
-    if args.paths:
+    if args.paths:  # every file is checked and reported, not only up to the first bad one
+        bad = 0
         for p in args.paths:
-            prof = load_profile(p)
+            try:
+                prof = load_profile(p)
+            except UserError as e:
+                print(f"neurosim: error: {e}", file=sys.stderr)
+                bad += 1
+                continue
             print(f"{prof.path}: valid profile '{prof.name}'")
-        return 0
+        return 2 if bad else 0
     print(format_profiles_table())
     return 0
 
@@ -285,9 +296,10 @@ def cmd_compare(args) -> int:
     from . import api
 
     _check_cheap(args)
-    _note_first_compile()
+    if args.precision != "float":
+        _note_first_compile()
     hws = [DEFAULT_HW] if args.hw is None else args.hw
-    result = api.compare(hw=hws, codings=args.coding or ["all"],
+    result = api.compare(hw=hws, codings=args.coding or ["all"], precision=args.precision,
                          **_api_options(args))
     print(result.summary())
     _write_outputs(result, args)

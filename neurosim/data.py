@@ -184,6 +184,9 @@ def _shape_hint(shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
 
 
 def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
+    if x.ndim >= 1 and len(x) == 0 and x.shape[1:] == tuple(input_shape):
+        raise UserError(f"{path}: array 'x' holds no images (shape {x.shape}); expected x of "
+                        f"shape (N, {', '.join(map(str, input_shape))}) with N > 0")
     if x.ndim < 1 or x.shape[1:] != tuple(input_shape) or len(x) == 0:
         raise UserError(f"{path}: array 'x' has shape {x.shape} (images of shape {x.shape[1:]}), "
                         f"but the model takes images of shape {tuple(input_shape)}: expected x "
@@ -209,12 +212,22 @@ def check_scale(data: Dataset, calib: Dataset, data_opt: str = "--data",
     if not len(data) or not len(calib):
         return
     a, b = float(np.abs(data.x).max()), float(np.abs(calib.x).max())
+
+    def rng(x):
+        return f"{x.min():.3g}..{x.max():.3g}"
+
+    where = f"{data_opt} {data.path} holds inputs in {rng(data.x)} but {calib_opt} {calib.path} in "
     if a > SCALE_MISMATCH * b or b > SCALE_MISMATCH * a:
-        def rng(x):
-            return f"{x.min():.3g}..{x.max():.3g}"
-        raise UserError(f"{data_opt} {data.path} holds inputs in {rng(data.x)} but {calib_opt} "
-                        f"{calib.path} in {rng(calib.x)}: the two are scaled differently (uint8 "
-                        f"0..255 against 0..1?); expected both scaled as the model was trained")
+        ratio = max(a, b) / max(min(a, b), 1e-300)
+        hint = " (uint8 0..255 against 0..1?)" if 100 <= ratio <= 400 else ""
+        raise UserError(f"{where}{rng(calib.x)}: the two are scaled differently{hint}; "
+                        f"expected both scaled as the model was trained")
+    # one set all ≥ 0, the other all ≤ 0: a sign flip, which no calibration can absorb
+    if a > 0 and b > 0 and ((data.x.max() <= 0 <= calib.x.min())
+                            or (calib.x.max() <= 0 <= data.x.min())):
+        raise UserError(f"{where}{rng(calib.x)}: one is never negative and the other never "
+                        f"positive (inverted or differently normalised?); expected both scaled "
+                        f"as the model was trained")
 
 
 def _load_npz(path: Path) -> Dataset:

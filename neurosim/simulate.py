@@ -29,7 +29,7 @@ PRECISIONS = ("float", "fixed", "both")
 def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[str],
                 precision: str | None = "float", profile=None,
                 progress=None, seed: int | None = None,
-                on_result=None) -> list[dict[str, Any]]:
+                on_result=None, not_run: list | None = None) -> list[dict[str, Any]]:
     """One DESIGN §8 ``runs`` entry per coding spec (``all`` expands to every scheme).
 
     ``float`` runs the scheme's float reference simulator; ``fixed`` its bit-accurate core with
@@ -40,6 +40,11 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     if given, receives each entry with the ``SimResult`` it came from (the fixed one when there
     is one) and the quantized network (None in float): the per-layer, per-step counts a report
     plots and the network the pipeline model places, which the JSON entry does not keep.
+
+    ``not_run``: if a list, a coding this model or profile cannot take (its conversion or
+    quantization refuses, e.g. a MaxPool or a register range that does not fit) is left out
+    and appended to it as ``{"coding", "reason"}`` instead of stopping every other coding
+    (``neurosim compare``); if None, that refusal is raised.
     """
     precision = precision or "float"
     if precision not in PRECISIONS:
@@ -69,8 +74,15 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
             if q not in scales_by_percentile:
                 scales_by_percentile[q] = calibrate(graph, calib_data.x, q)
             scales = scales_by_percentile[q]
-        snn = scheme.build(graph, calib_data.x, params, scales=scales)
-        fixed = scheme.quantize(snn, profile.arithmetic) if precision != "float" else None
+        try:
+            snn = scheme.build(graph, calib_data.x, params, scales=scales)
+            fixed = scheme.quantize(snn, profile.arithmetic) if precision != "float" else None
+        except UserError as e:
+            if not_run is None:
+                raise
+            not_run.append({"coding": format_spec(name, params, only_changed=True),
+                            "reason": str(e)})
+            continue
         prepared.append((name, params, scheme, snn, fixed))
     runs = []
     for name, params, scheme, snn, fixed in prepared:

@@ -242,7 +242,7 @@ def check_ranges(what: str, fits: list[LayerFit], arithmetic, register: str,
     least = min(MIN_WEIGHT_BITS, wb)
     short = [f for f in fits if f.bits_least > sb]
     if not short:
-        return []
+        return _narrowed_weights(what, fits, wb, sb, register, [p for p, *_ in lengths])
     worst = max(short, key=lambda f: f.bits_least)
     advice = []
     for param, value, smallest, needed_at in lengths:
@@ -267,6 +267,29 @@ def check_ranges(what: str, fits: list[LayerFit], arithmetic, register: str,
     return [text + f": running anyway (--allow-overflow) with {least}-bit weights in the "
                    "short layers; registers beyond their width saturate or wrap (counted); "
                    "expect a loss of fixed-point accuracy"]
+
+
+# weights that give up this many bits or more to fit the registers are reported: the
+# quantizer accepts them, but the fixed-point accuracy may fall far below the float one
+NARROWED_BITS_WARN = 3
+
+
+def _narrowed_weights(what: str, fits: list[LayerFit], wb: int, sb: int, register: str,
+                      params: list[str]) -> list[str]:
+    """Warnings for the layers that fit ``sb`` state bits only with weights
+    ``NARROWED_BITS_WARN`` or more bits narrower than the profile's (the extent grows with the
+    weight scale, so the weights give up about ``bits_full − sb`` bits)."""
+    out = []
+    for f in fits:
+        lost = f.bits_full - sb
+        if lost >= NARROWED_BITS_WARN:
+            smaller = f"a smaller {' or '.join(params)}, or " if params else ""
+            out.append(f"coding {what}: layer '{f.name}' keeps only about {wb - lost} of the "
+                       f"profile's {wb} weight bits so that its worst case ({register}) fits "
+                       f"{sb} state bits; expect a loss of fixed-point accuracy (compare "
+                       f"fixed with float; {smaller}a profile with more state_bits, keeps "
+                       f"more)")
+    return out
 
 
 def most_bits(extents, arithmetic) -> int:

@@ -56,8 +56,12 @@ def parse_coding(spec: str) -> tuple[str, dict[str, Any]]:
     if not name:
         raise UserError(f"coding spec '{spec}' has no scheme name; expected NAME[:key=value,...]")
     if name == ALL and rest.strip():
+        keys = {item.partition("=")[0].strip() for item in rest.split(",") if item.strip()}
+        takers = [n for n, sch in schemes().items() if keys <= {p.name for p in sch.params}]
+        example = (f"e.g. --coding {takers[0]}:{rest.strip()}" if takers
+                   else "see 'neurosim codings' for each scheme's keys")
         raise UserError(f"coding '{ALL}' takes no keys (it runs every scheme with its defaults), "
-                        f"found '{spec}'; give keys to one scheme, e.g. --coding sws:{rest.strip()}")
+                        f"found '{spec}'; give keys to one scheme, {example}")
     scheme = get_scheme(name)
     by_key = {p.name: p for p in scheme.params}
     params = scheme.defaults()

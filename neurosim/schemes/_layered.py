@@ -58,7 +58,8 @@ def normalise(graph: Graph, scales: dict[str, float], scheme: str,
             if not maxpool or p.kind == "readout":
                 raise UserError(f"{graph.path}: MaxPool node '{p.name}' has no spiking form "
                                 f"under coding '{scheme}'; use AveragePool"
-                                + (" (or --coding sws, which gates it approximately)"
+                                + (" (or, with `neurosim run`, --coding sws --precision "
+                                   "float: the SWS float simulator gates MaxPool approximately)"
                                    if scheme != "sws" else ""))
             src = p.projections[0].source
             if p.projections[0].path:

@@ -1,0 +1,116 @@
+"""What a user sees when part of a request cannot be honoured: compare leaves out the codings a
+model cannot take and says why, profiles reports every bad file, data and range problems are
+named (cases found by trying the tool on networks and data that are not bundled)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from neurosim.cli import main
+from neurosim.core.ranges import NARROWED_BITS_WARN, LayerFit, check_ranges
+from neurosim.data import digits
+from neurosim.hw.profile import load_profile
+from onnx_builders import model
+
+RNG = np.random.default_rng(3)
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _maxpool_net(path):
+    """conv(1→4, 3×3, pad 1) → ReLU → MaxPool 2×2 → Flatten → Gemm, on 1×8×8 digits."""
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2],
+                              strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["h"], name="flat"),
+             helper.make_node("Gemm", ["h", "GW", "GB"], ["y"], name="gemm", transB=1)]
+    inits = [("W", RNG.normal(0, 0.5, (4, 1, 3, 3))), ("B", RNG.normal(0, 0.1, 4)),
+             ("GW", RNG.normal(0, 0.3, (10, 64))), ("GB", RNG.normal(0, 0.1, 10))]
+    onnx.save(model(nodes, [("x", ("N", 1, 8, 8))], "y", inits), path)
+    return path
+
+
+def test_compare_leaves_out_the_codings_a_model_cannot_take(capsys, tmp_path):
+    """A MaxPool net: only SWS's float simulator gates MaxPool, so compare in float runs sws
+    and lists every other coding as not run with its reason (terminal, JSON, report.md); in
+    fixed point no coding can take it, and that is one error naming them all."""
+    net = _maxpool_net(tmp_path / "mp.onnx")
+    out_json = tmp_path / "mp.json"
+    code, out, err = run_cli(capsys, "compare", net, "--limit", 4, "--precision", "float",
+                             "--json", out_json, "--out", tmp_path / "rep")
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    (block,) = doc["comparisons"]
+    assert [r["coding"] for r in block["runs"]] == ["sws"]
+    assert sorted(n["coding"] for n in block["not_run"]) == ["phase", "rate", "tsc", "ttfs"]
+    assert all("MaxPool" in n["reason"] and "'pool'" in n["reason"] for n in block["not_run"])
+    assert "Not run on loihi_like: rate:" in out
+    assert all(len(line) <= 100 for line in out.splitlines())
+    assert "## Not run" in (tmp_path / "rep" / "report.md").read_text()
+    code, _, err = run_cli(capsys, "compare", net, "--limit", 4, "--precision", "fixed")
+    assert code == 2 and "no coding can run on this model" in err and "Traceback" not in err
+    # run was asked for one coding: its refusal is the error, with advice that works
+    code, _, err = run_cli(capsys, "run", net, "--limit", 4, "--coding", "rate")
+    assert code == 2 and "MaxPool" in err
+    code, _, err = run_cli(capsys, "run", net, "--limit", 4, "--coding", "tsc",
+                           "--precision", "float")
+    assert code == 2 and "--coding sws --precision float" in err
+    assert run_cli(capsys, "run", net, "--limit", 4, "--coding", "sws",
+                   "--precision", "float")[0] == 0
+
+
+def test_profiles_reports_every_bad_file(capsys, tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("name: x\nenergy_pj: {}\nbogus_key: 1\n")
+    worse = tmp_path / "list.yaml"
+    worse.write_text("- 1\n- 2\n")
+    good = load_profile("asic_45nm").path
+    code, out, err = run_cli(capsys, "profiles", bad, worse, good)
+    assert code == 2
+    assert "typo.yaml" in err and "list.yaml" in err and "Traceback" not in err
+    assert "valid profile 'asic_45nm'" in out
+
+
+def _npz(path, x, y=None):
+    np.savez(path, x=x, **({} if y is None else {"y": y}))
+    return path
+
+
+def test_empty_and_sign_flipped_data_are_named(capsys, tmp_path):
+    x = digits("test").x[:4]
+    empty = _npz(tmp_path / "empty.npz", x[:0], np.zeros(0, np.int64))
+    code, _, err = run_cli(capsys, "run", "--data", empty, "--precision", "float")
+    assert code == 2 and "holds no images" in err and "empty.npz" in err
+    flipped = _npz(tmp_path / "neg.npz", -x, np.zeros(4, np.int64))
+    code, _, err = run_cli(capsys, "run", "--data", flipped, "--precision", "float")
+    assert code == 2 and "never negative" in err and "neg.npz" in err
+    huge = _npz(tmp_path / "huge.npz", x * 30, np.zeros(4, np.int64))
+    code, _, err = run_cli(capsys, "run", "--data", huge, "--precision", "float")
+    assert code == 2 and "scaled differently" in err and "uint8" not in err  # 30×, not 255×
+
+
+def test_all_with_keys_suggests_a_scheme_that_has_them(capsys):
+    code, _, err = run_cli(capsys, "run", "--coding", "all:T=5")
+    assert code == 2 and "--coding rate:T=5" in err
+
+
+def test_weights_narrowed_to_fit_the_registers_are_a_warning():
+    """A layer whose worst case fits the state bits only with weights several bits narrower
+    than the profile's is run, with a warning naming it and the bits it keeps."""
+    arith = load_profile("loihi_like").arithmetic
+    sb, wb = int(arith.state_bits), int(arith.weight_bits)
+    fits = [LayerFit("ok", 4, 0, True, sb, sb - 4, -8, 8),
+            LayerFit("narrow", 4, 0, True, sb + NARROWED_BITS_WARN, sb - 2, -8, 8)]
+    (warning,) = check_ranges("'x'", fits, arith, "its membrane", ("T", 64, 2, lambda v: 0))
+    assert "'narrow'" in warning and f"about {wb - NARROWED_BITS_WARN} of" in warning
+    assert "a smaller T" in warning
