@@ -126,6 +126,12 @@ def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=
                         f"network with at least one weighted layer")
     hws = _as_list(hw, [DEFAULT_HW])
     profiles = [_with_overflow_policy(load_profile(h), allow_overflow) for h in hws]
+    seen: dict[str, str] = {}
+    for h, p in zip(hws, profiles):  # tables, report sections and CSV rows go by the name
+        if p.name in seen:
+            raise UserError(f"--hw {seen[p.name]} and --hw {h} are both profiles named "
+                            f"'{p.name}'; expected distinct names (edit the 'name:' of a copy)")
+        seen[p.name] = str(h)
     test = load_data(data, graph.input_shape).head(limit)
     check_labels(test, out[0])
     calibration = load_calibration(calib, graph.input_shape)

@@ -114,3 +114,12 @@ def test_weights_narrowed_to_fit_the_registers_are_a_warning():
     (warning,) = check_ranges("'x'", fits, arith, "its membrane", ("T", 64, 2, lambda v: 0))
     assert "'narrow'" in warning and f"about {wb - NARROWED_BITS_WARN} of" in warning
     assert "a smaller T" in warning
+
+
+def test_two_profiles_with_one_name_are_refused(capsys, tmp_path):
+    """Tables, report sections and CSV rows go by the profile's name: two of one name could
+    not be told apart."""
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(load_profile("loihi_like").path.read_text())
+    code, _, err = run_cli(capsys, "compare", "--hw", "loihi_like", "--hw", copy, "--limit", 2)
+    assert code == 2 and "copy.yaml" in err and "'loihi_like'" in err
