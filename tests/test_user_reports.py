@@ -123,3 +123,10 @@ def test_two_profiles_with_one_name_are_refused(capsys, tmp_path):
     copy.write_text(load_profile("loihi_like").path.read_text())
     code, _, err = run_cli(capsys, "compare", "--hw", "loihi_like", "--hw", copy, "--limit", 2)
     assert code == 2 and "copy.yaml" in err and "'loihi_like'" in err
+
+
+def test_a_coding_given_twice_runs_once():
+    from neurosim.schemes import expand_codings
+
+    assert [n for n, _ in expand_codings(["sws", "sws:Tc=8", "all", "rate:T=64"])] == [
+        "sws", "phase", "rate", "tsc", "ttfs", "rate"]

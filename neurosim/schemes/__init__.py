@@ -90,13 +90,16 @@ def _suggest(word: str, choices) -> str:
 
 
 def expand_codings(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """Parse every spec; ``all`` stands for every scheme with its defaults."""
+    """Parse every spec; ``all`` stands for every scheme with its defaults. A coding given
+    twice (``sws`` and ``sws:Tc=8``, Tc=8 being its default; or ``all`` and ``rate``) is run
+    once, where it first appears: the two runs would be identical rows of one label."""
     out = []
     for spec in specs:
         if spec.strip() == ALL:
-            out.extend((n, s.defaults()) for n, s in schemes().items())
+            parsed = [(n, s.defaults()) for n, s in schemes().items()]
         else:
-            out.append(parse_coding(spec))
+            parsed = [parse_coding(spec)]
+        out.extend(c for c in parsed if c not in out)
     return out
 
 
