@@ -26,11 +26,17 @@ completions in steady state); ``frame_interval_steps`` (the scheme's steps per f
 "layer#i": busy fraction of the steady-state interval}; ``layer_busy_ns`` {layer: ns its cores
 work on one frame, summed over cores}; ``static_pj_per_frame`` (static power × steady-state
 time per frame); ``static_pj_per_frame_gated`` (unused cores power-gated, when the profile
-declares ``cores.gateable_static_fraction``, else None); ``serial_latency_s`` and
-``serial_static_pj_per_frame`` (one frame with every layer's work of a step done one after
-another, each message it waits for at its longest hop latency, the barrier or tick per step:
-the first-order upper bound); ``hops`` (int64 (layers,
-steps), summed over the batch like the counts); ``hops_per_frame`` {layer: mean hops of its
+declares ``cores.gateable_static_fraction``, else None); ``serial_frame_s`` (one frame alone
+with every layer's work of a step done one after another, each message it waits for at its
+longest hop latency, the barrier or tick per step: the first-order serial time, an upper bound
+on ``latency_alone_s`` and ``frame_interval_s``) and ``serial_static_pj_per_frame`` (static
+power × ``serial_frame_s``, the upper bound on ``static_pj_per_frame``); ``serial_latency_s``
+(the same serial sum for a frame in the stream: each of its steps also pays the work and
+messages of every other frame in flight at that step, frames entering every
+``steps_per_frame`` steps; the upper bound on ``latency_s``, which exceeds ``serial_frame_s``
+when frames overlap, as in TTFS and SWS, because a frame in steady state shares its steps,
+and with ``barrier`` their barriers, with the frames before and after it); ``hops`` (int64
+(layers, steps), summed over the batch like the counts); ``hops_per_frame`` {layer: mean hops of its
 spikes per frame}; ``intervals`` [(core label, layer, frame, step, start_ns, end_ns)] for a
 Gantt picture (frame 0-based, step 1-based within the frame), at most ``max_intervals``, with
 ``intervals_truncated``; ``frames_simulated``; ``cores_used``; ``sync``; ``warnings`` (no
@@ -112,6 +118,7 @@ class PipelineResult:
     static_pj_per_frame: float
     static_pj_per_frame_gated: float | None
     serial_latency_s: float
+    serial_frame_s: float
     serial_static_pj_per_frame: float
     hops: np.ndarray
     hops_per_frame: dict
@@ -131,6 +138,7 @@ class PipelineResult:
                 "static_pj_per_frame": self.static_pj_per_frame,
                 "static_pj_per_frame_gated": self.static_pj_per_frame_gated,
                 "serial_latency_s": self.serial_latency_s,
+                "serial_frame_s": self.serial_frame_s,
                 "serial_static_pj_per_frame": self.serial_static_pj_per_frame,
                 "hops_per_frame": dict(self.hops_per_frame),
                 "frames_simulated": self.frames_simulated, "cores_used": self.cores_used,
@@ -147,14 +155,35 @@ def layer_step_ns(counts: Counts, profile) -> np.ndarray:
     return per_image @ time_vector_ns(profile)
 
 
-def serial_latency_ns(counts: Counts, profile, hop_step_ns=None) -> float:
+def _in_flight(per_step: np.ndarray, period: int) -> np.ndarray:
+    """Per step of one frame, the sum of ``per_step`` over every frame in flight at that step
+    when frames enter every ``period`` steps (its own step t, the others' steps t ± k·period)."""
+    out = per_step.copy()
+    n = len(per_step)
+    for shift in range(period, n, period):
+        out[:n - shift] += per_step[shift:]   # later steps of the frames that entered before
+        out[shift:] += per_step[:n - shift]   # earlier steps of the frames entering after
+    return out
+
+
+def serial_latency_ns(counts: Counts, profile, hop_step_ns=None,
+                      steps_per_frame: int | None = None) -> float:
     """One frame with each step's work of every layer one after another, plus the step's
     spike messages one after another (``hop_step_ns``, per step) and the barrier (or tick):
-    the first-order upper bound the pipeline replaces."""
+    the first-order serial time the pipeline replaces.
+
+    ``steps_per_frame`` None: the frame alone (a chip that takes frames one at a time; an
+    upper bound on a lone frame's latency and on the steady-state time per frame). Given: the
+    frame in the stream the pipeline simulates (a frame entering every ``steps_per_frame``
+    steps), so each of its steps also pays the work and messages of every other frame in
+    flight at that step; an upper bound on the steady-state latency, which shares its steps
+    (and, with ``barrier``, their barriers) with those frames."""
     t = profile.timing
     work = layer_step_ns(counts, profile).sum(axis=0)
     if hop_step_ns is not None:
         work = work + np.asarray(hop_step_ns)[: len(work)]
+    if steps_per_frame is not None:
+        work = _in_flight(work, int(steps_per_frame))
     barrier = t.barrier_ns if t.sync == "barrier" else 0.0
     return float(np.maximum(work + barrier, t.min_step_ns).sum())
 
@@ -367,7 +396,11 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
             for t in range(min(counts.n_steps, frame_steps)):
                 if layer_active[di, t] and t - delay >= 0 and layer_active[si, t - delay]:
                     hop_step_ns[t] += longest
-    serial_ns = serial_latency_ns(counts, profile, hop_step_ns)
+    # a frame alone (the time per frame of a chip taking frames one at a time), and the frame
+    # in the stream: its steps are shared with every frame in flight, so the steady-state
+    # latency is bounded only by the serial time of all their work (TTFS, SWS: frames overlap)
+    serial_frame_ns = serial_latency_ns(counts, profile, hop_step_ns)
+    serial_ns = serial_latency_ns(counts, profile, hop_step_ns, steps_per_frame=period)
 
     spikes = (counts.data[:, :, ACTION_INDEX["spike_out_pos"]]
               + counts.data[:, :, ACTION_INDEX["spike_out_neg"]])
@@ -392,7 +425,8 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
         static_pj_per_frame=static_pj,
         static_pj_per_frame_gated=gated,
         serial_latency_s=serial_ns * 1e-9,
-        serial_static_pj_per_frame=static_w * serial_ns * 1e-9 * PJ_PER_J,
+        serial_frame_s=serial_frame_ns * 1e-9,
+        serial_static_pj_per_frame=static_w * serial_frame_ns * 1e-9 * PJ_PER_J,
         hops=hops,
         hops_per_frame={n: float(hops[i].sum()) / per_frame for i, n in enumerate(names)},
         frames_simulated=frames,
