@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
@@ -47,6 +48,76 @@ def layer_sizes(graph: Graph) -> list[LayerSize]:
 
 def _short(name: str, width: int = 22) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+# ---------------------------------------------------------------- tables of coding runs
+MAX_WIDTH = 100  # the README's promise: every table neurosim prints fits 100 columns
+
+
+def coding_lines(spec: str, width: int, break_pairs: bool = False) -> str:
+    """The coding spec as the JSON has it (``sws:negative_spikes=off,Tc=4``), on lines of at
+    most ``width`` characters broken only after its colon or a comma, so a key=value pair is
+    never split; a pair wider than ``width`` gets a line of its own. ``break_pairs``: such a
+    pair is broken after its ``=`` too (the last resort, when the numbers leave no more room)."""
+    name, colon, rest = spec.partition(":")
+    pairs = rest.split(",") if rest else []
+    pieces = [name + colon] + [p + "," for p in pairs[:-1]] + pairs[-1:]
+    if break_pairs:
+        pieces = [part for piece in pieces for part in
+                  ([piece] if len(piece) <= width or "=" not in piece else
+                   [piece[:piece.index("=") + 1], piece[piece.index("=") + 1:]])]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
+
+
+def _parts_on_lines(cell) -> str:
+    """A cell of several numbers ("a / b", "a + b", "a, b µJ, c") with each part after the
+    first on a line of its own (the thousands separator "1,234" has no space: kept)."""
+    text = str(cell)
+    for sep in (" / ", " + ", ", "):
+        text = text.replace(sep, sep.rstrip() + "\n")
+    return text
+
+
+def _widest(text: str) -> int:
+    return max(map(len, text.splitlines()), default=0)
+
+
+def coding_table(rows, headers, colalign=None, markdown: bool = False) -> str:
+    """A table whose rows start with a coding spec, within MAX_WIDTH columns: the specs whole
+    if they fit, else wrapped at their commas into the room the other columns leave; if the
+    numbers leave too little, the headers lose their padding, then the number cells of several
+    parts go on several lines; only then is a key=value pair broken, after its ``=``."""
+    import tabulate as tabulate_module
+
+    def render(cells, header_padding):
+        if markdown:
+            return md_table(cells, headers)
+        padding, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, header_padding
+        try:
+            return tabulate(cells, headers=headers, disable_numparse=True, colalign=colalign)
+        finally:
+            tabulate_module.MIN_PADDING = padding
+
+    rows = [list(r) for r in rows]
+    parts_on_lines = [[r[0]] + [_parts_on_lines(c) for c in r[1:]] for r in rows]
+    longest = max((len(r[0]) for r in rows), default=0)
+    table = ""
+    for cells, header_padding, break_pairs in ((rows, 2, False), (rows, 0, False),
+                                               (parts_on_lines, 0, False),
+                                               (parts_on_lines, 0, True)):
+        room = longest
+        for _ in range(2):  # the specs whole, then narrowed by what the table is over
+            table = render([[coding_lines(r[0], room, break_pairs)] + r[1:] for r in cells],
+                           header_padding)
+            if _widest(table) <= MAX_WIDTH:
+                return table
+            room -= _widest(table) - MAX_WIDTH
+    return table
 
 
 def model_table(graph: Graph) -> str:
@@ -194,7 +265,6 @@ def _shown(name: str, path: str | None) -> str:
 def format_summary(result) -> str:
     """What ``neurosim run`` / ``compare`` print (lines ≤ 100 columns)."""
     from .hw.mapping import format_mapping
-    from .simulate import format_comparison, format_runs
 
     g, acc, n = result.graph, result.ann_accuracy, len(result.data)
     if result.command == "compare":
@@ -218,6 +288,90 @@ def format_summary(result) -> str:
                   + _ann_memory_line(p),
                   format_mapping(p.mapping), "", format_runs(p.runs, acc, p.ann_energy_pj)]
     return "\n".join(lines)
+
+
+def format_warnings(runs: list[dict]) -> list[str]:
+    """Every run's warnings, loud and wrapped: they go above the tables, not below."""
+    return [textwrap.fill(f"WARNING: {w}", 100, subsequent_indent="  ")
+            for r in runs for w in r.get("warnings", [])]
+
+
+def _si(v: float) -> str:
+    """A count in at most 6 characters: 812, 12.4k, 1.24M, 3.10G."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.0f}"
+
+
+def format_runs(runs: list[dict], ann_accuracy: float, ann_energy_pj: float | None = None) -> str:
+    """Terminal table (≤ 100 columns): SNN accuracy (float, fixed) next to the ANN's, timing,
+    spikes, energy per inference and its ratio to the ANN's MAC energy, overflows; then
+    where each run's energy goes."""
+    rows, notes = [], []
+    for r in runs:
+        e = r["energy_pj"]
+        rows.append([
+            r["coding"], _acc_text(r["accuracy"]["float"]), _acc_text(r["accuracy"]["fixed"]),
+            f"{_latency_steps(r)} / {r['steps_per_frame']}",
+            f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
+            "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
+            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
+            "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
+        if e:
+            parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
+                               if e["dynamic"] and v > 0)
+            bound = e.get("static_serial_bound")
+            static = (f"; static power over the pipeline's steady-state time per frame adds "
+                      f"{e['static'] / 1e6:.3f} µJ (serial bound {bound / 1e6:.3f} µJ)"
+                      if e["static"] and bound is not None else
+                      f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
+                      if e["static"] else "")
+            notes.append(f"{r['coding']}: dynamic energy by action: {shares}{static}")
+    table = coding_table(rows, ["coding", "float\nacc", "fixed\nacc", "steps\nlat / frame",
+                                "spikes + / −\nper image", "µJ / image\ndyn + static",
+                                "dyn vs\nANN", "over-\nflows"],
+                         colalign=("left",) + ("right",) * 7)
+    wrapped = [textwrap.fill(n, MAX_WIDTH, subsequent_indent="  ") for n in notes]
+    return "\n".join(format_warnings(runs) + [f"ANN accuracy {ann_accuracy:.4f}", table]
+                     + wrapped)
+
+
+def format_comparison(runs: list[dict], ann_accuracy: float, ann_macs: int,
+                      ann_energy_pj: float | None, hw_name: str) -> str:
+    """The codings side by side on one profile (≤ 100 columns), per inference: accuracy
+    (float / fixed), latency in steps, spikes, synops, weight reads (synops + extra reads),
+    adds, shifts, dynamic energy, and the ANN on the same profile as the first row."""
+    import textwrap
+
+
+    rows = [["ANN", f"{ann_accuracy:.4f}", "-", "-", "-", "-", "-", "-", "-",
+             "-" if ann_energy_pj is None else f"{ann_energy_pj / 1e6:.3f}", "1.0×"]]
+    for r in runs:
+        c, e = r["counts"], r["energy_pj"]
+        rows.append([
+            r["coding"], _acc_text(r["accuracy"]["float"]), _acc_text(r["accuracy"]["fixed"]),
+            _latency_steps(r), _si(r["spikes"]["pos"] + r["spikes"]["neg"]),
+            _si(c.get("synop", 0.0)), _si(c.get("synop", 0.0) + c.get("weight_read", 0.0)),
+            _si(c.get("add", 0.0)), _si(c.get("shift", 0.0)),
+            "-" if e is None else _compact(e["dynamic"] / 1e6, 3),
+            "-" if e is None or not ann_energy_pj else
+            _compact(e["dynamic"] / ann_energy_pj, 1) + "×"])
+    table = coding_table(rows, ["coding", "float\nacc", "fixed\nacc", "lat.\nsteps", "spikes",
+                                "synops", "weight\nreads", "adds", "shifts", "µJ\ndyn",
+                                "vs\nANN"], colalign=("left",) + ("right",) * 10)
+    head = textwrap.fill(f"{hw_name}, per inference (the ANN: {ann_macs:,} MACs at the "
+                         f"profile's mac price): weight reads = synops + reads beyond "
+                         f"them (TTFS reaccumulate); µJ dyn = dynamic energy (static power "
+                         f"excluded)", MAX_WIDTH)
+    return "\n".join(format_warnings(runs) + [head, table])
+
+
+def _compact(v: float, decimals: int) -> str:
+    """``v`` with ``decimals`` decimals below 1000, above it whole with thousands separators
+    (44,743 for 44743.376): the comparison's 11 columns leave no room for 8 digits."""
+    return f"{v:.{decimals}f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
 def _ann_memory_line(p, markdown: bool = False) -> str:
@@ -253,10 +407,7 @@ def profiles_side_by_side(result, markdown: bool = False) -> str:
                        f"{format_seconds(r.get('latency_s'))}")
         rows.append(row)
     headers = ["coding"] + [p.name for p in result.profiles]
-    if markdown:
-        return md_table(rows, headers)
-    return tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[16] + [None] *
-                    len(result.profiles))
+    return coding_table(rows, headers, markdown=markdown)
 
 
 def ann_latency_s(macs: int, profile) -> float | None:
@@ -277,8 +428,11 @@ def md_table(rows, headers, left: int = 1) -> str:
     keep = [i for i in range(len(headers))
             if i == 0 or not rows or any(str(r[i]) != "-" for r in rows)]  # drop empty columns
     headers = [headers[i] for i in keep]
-    rows = [[r[i] for i in keep] for r in rows]
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]]
+    for row in rows:  # a cell of several lines goes on on the rows below, the others empty
+        parts = [str(row[i]).split("\n") for i in keep]
+        cells += [[p[k] if k < len(p) else "" for p in parts]
+                  for k in range(max(map(len, parts)))]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row):
@@ -288,6 +442,21 @@ def md_table(rows, headers, left: int = 1) -> str:
     rule = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":")
                           for i, w in enumerate(widths)) + "|"
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def md_tables_by_column(rows, headers) -> str:
+    """md_table, cut into several tables (each repeating the first column) where one would be
+    wider than MAX_WIDTH: for a column per coding, each headed by its whole spec."""
+    def table(columns):
+        return md_table([[r[0]] + [r[i] for i in columns] for r in rows],
+                        [headers[0]] + [headers[i] for i in columns])
+
+    groups = [[]]
+    for i in range(1, len(headers)):
+        if groups[-1] and _widest(table(groups[-1] + [i])) > MAX_WIDTH:
+            groups.append([])
+        groups[-1].append(i)
+    return "\n\n".join(table(columns) for columns in groups)
 
 
 def _uj(pj) -> str:
@@ -368,40 +537,40 @@ def format_markdown(result, figures=()) -> str:
             out += ["**Warnings**", ""] + [f"- {w}" for w in warn] + [""]
         out += ["Accuracy (float and fixed point) and time per inference (steps: to the result / "
                 "between frames; columns without any value are left out):", ""]
-        rows = [[_short(r["coding"], 24), _acc_text(r["accuracy"]["float"]),
+        rows = [[r["coding"], _acc_text(r["accuracy"]["float"]),
                  _acc_text(r["accuracy"]["fixed"]),
                  f"{_latency_steps(r)} / {r['steps_per_frame']}", format_seconds(r.get("latency_s")),
                  _ratio(r.get("latency_s"), t_ann),
                  "-" if r.get("throughput_fps") is None else f"{r['throughput_fps']:,.0f}",
                  f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}"] for r in p.runs]
-        out += [md_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
-                                 "frames/s", "spikes +/−"]), ""]
+        out += [coding_table(rows, ["coding", "float", "fixed", "steps", "latency", "vs ANN",
+                                     "frames/s", "spikes +/−"], markdown=True), ""]
         rows, ratios = [], []
         mem = p.ann_energy_with_memory_pj
         for r in p.runs:
             e = r["energy_pj"] or {}
-            rows.append([_short(r["coding"], 24), _uj(e.get("dynamic")), _uj(e.get("static")),
+            rows.append([r["coding"], _uj(e.get("dynamic")), _uj(e.get("static")),
                          _uj(e.get("total")),
                          "-" if r["overflows"] is None else f"{r['overflows']:.3g}",
                          _uj(e.get("static_serial_bound"))])
-            ratios.append([_short(r["coding"], 24), _ratio(e.get("dynamic"), p.ann_energy_pj),
+            ratios.append([r["coding"], _ratio(e.get("dynamic"), p.ann_energy_pj),
                            _ratio(e.get("dynamic"), mem), _ratio(e.get("total"), p.ann_energy_pj),
                            _ratio(e.get("total"), mem)])
         out += ["Energy per inference in µJ (dynamic = Σ counted actions × the profile's prices, "
                 "hops included; static = static power × the pipeline model's steady-state time "
                 "per frame; *serial static* = the same power over one frame with every layer's "
                 "work of a step serial on one core, the first-order upper bound):", "",
-                md_table(rows, ["coding", "dynamic", "static", "total", "overflows",
-                                "serial static"]), "",
+                coding_table(rows, ["coding", "dynamic", "static", "total", "overflows",
+                                    "serial static"], markdown=True), "",
                 "Against the ANN on this profile: *ANN* is its MAC energy alone (a lower bound: "
                 "no memory traffic, while every synop above pays its weight read), *ANN+mem* the "
                 "ANN with its weight and activation traffic under the profile's stated reuse, "
                 "like for like (the ANN has no static part in either):", "",
-                md_table(ratios, ["coding", "dyn vs ANN", "dyn vs ANN+mem", "total vs ANN",
-                                  "total vs ANN+mem"]), ""]
+                coding_table(ratios, ["coding", "dyn vs ANN", "dyn vs ANN+mem", "total vs ANN",
+                                      "total vs ANN+mem"], markdown=True), ""]
         piped = [r for r in p.runs if r.get("pipeline")]
         if piped:
-            rows = [[_short(r["coding"], 24), r["pipeline"]["sync"],
+            rows = [[r["coding"], r["pipeline"]["sync"],
                      format_seconds(r["pipeline"]["latency_s"]),
                      format_seconds(r["pipeline"]["serial_latency_s"]),
                      format_seconds(r["pipeline"]["frame_interval_s"]),
@@ -410,10 +579,13 @@ def format_markdown(result, figures=()) -> str:
                     for r in piped]
             out += ["The pipeline (SimPy: a process per core, frames streamed in as the coding "
                     "allows, spikes moved over the core mesh): latency of one frame, the serial "
-                    "upper bound (every layer's work of a step on one core), the time between "
+                    "upper bound (every layer's work of a step, for every frame in flight, on "
+                    "one core), the time between "
                     "frames in steady state, the busiest layer and its cores' utilisation:", "",
-                    md_table(rows, ["coding", "sync", "latency", "serial bound",
-                                    "frame interval", "bottleneck", "busiest core"]), ""]
+                    # short heads ("interval", "busiest") leave room for the coding specs
+                    coding_table(rows, ["coding", "sync", "latency", "serial bound",
+                                        "interval", "bottleneck", "busiest"], markdown=True),
+                    ""]
         priced = [r for r in p.runs if r["energy_pj"]]
         if priced:
             actions = [a for a in priced[0]["energy_pj"]["by_action"]
@@ -421,12 +593,12 @@ def format_markdown(result, figures=()) -> str:
             rows = [[a] + [f"{r['energy_pj']['by_action'].get(a, 0.0) / 1e6:.4f}"
                            for r in priced] for a in actions]
             out += ["Dynamic energy by action, µJ per inference:", "",
-                    md_table(rows, ["action"] + [_short(r["coding"], 14) for r in priced]), ""]
+                    md_tables_by_column(rows, ["action"] + [r["coding"] for r in priced]), ""]
             layers = list(priced[0]["energy_pj"]["by_layer"])
             rows = [[_short(layer, 22)] + [f"{r['energy_pj']['by_layer'].get(layer, 0.0) / 1e6:.4f}"
                                            for r in priced] for layer in layers]
             out += ["Dynamic energy by layer, µJ per inference:", "",
-                    md_table(rows, ["layer"] + [_short(r["coding"], 14) for r in priced]), ""]
+                    md_tables_by_column(rows, ["layer"] + [r["coding"] for r in priced]), ""]
     if figures:
         out += ["## Figures", ""]
         out += [f"![{f}]({f})" for f in figures] + [""]

@@ -9,11 +9,9 @@ and the overflows.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 
 from .calibrate import calibrate
 from .counts import ACTION_INDEX
@@ -197,104 +195,3 @@ def add_pipeline_costs(run: dict[str, Any], fx, network, profile, steps_per_fram
     run["throughput_fps"] = pipe.throughput_fps
     run["pipeline"] = pipe.to_dict()
     run["warnings"].extend(f"{run['coding']}: {w}" for w in pipe.warnings)
-
-
-def _latency(run) -> str:
-    """Steps to a result; with early decision the mean over the images (~)."""
-    mean = run.get("latency_steps_mean")
-    return str(run["latency_steps"]) if mean is None else f"~{mean:.1f}"
-
-
-def _acc(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-def format_runs(runs: list[dict[str, Any]], ann_accuracy: float,
-                ann_energy_pj: float | None = None) -> str:
-    """Terminal table (≤ 100 columns): SNN accuracy (float, fixed) next to the ANN's, timing,
-    spikes, energy per inference and its ratio to the ANN's MAC energy, overflows; then
-    where each run's energy goes."""
-    rows, notes = [], []
-    for r in runs:
-        label = r["coding"].replace(":", ": ").replace(",", ", ")  # lets tabulate wrap at keys
-        e = r["energy_pj"]
-        rows.append([
-            label, _acc(r["accuracy"]["float"]), _acc(r["accuracy"]["fixed"]),
-            f"{_latency(r)} / {r['steps_per_frame']}",
-            f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
-            "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
-            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
-            "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
-        if e:
-            parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
-            shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
-                               if e["dynamic"] and v > 0)
-            bound = e.get("static_serial_bound")
-            static = (f"; static power over the pipeline's steady-state time per frame adds "
-                      f"{e['static'] / 1e6:.3f} µJ (serial bound {bound / 1e6:.3f} µJ)"
-                      if e["static"] and bound is not None else
-                      f"; static power over the profile's run time adds {e['static'] / 1e6:.3f} µJ"
-                      if e["static"] else "")
-            notes.append(f"{r['coding']}: dynamic energy by action: {shares}{static}")
-    table = tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "steps\nlat / frame",
-                                    "spikes + / −\nper image", "µJ / image\ndyn + static",
-                                    "dyn vs\nANN",
-                                    "over-\nflows"],
-                     maxcolwidths=[16, None, None, None, None, None, None, None],
-                     disable_numparse=True, colalign=("left",) + ("right",) * 7)
-    head = f"ANN accuracy {ann_accuracy:.4f}"
-    wrapped = [textwrap.fill(n, 100, subsequent_indent="  ") for n in notes]
-    return "\n".join(format_warnings(runs) + [head, table] + wrapped)
-
-
-def format_warnings(runs: list[dict[str, Any]]) -> list[str]:
-    """Every run's warnings, loud and wrapped: they go above the tables, not below."""
-    return [textwrap.fill(f"WARNING: {w}", 100, subsequent_indent="  ")
-            for r in runs for w in r.get("warnings", [])]
-
-
-def _si(v: float) -> str:
-    """A count in at most 6 characters: 812, 12.4k, 1.24M, 3.10G."""
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
-            return f"{v / div:.3g}{unit}"
-    return f"{v:.0f}"
-
-
-def format_comparison(runs: list[dict[str, Any]], ann_accuracy: float, ann_macs: int,
-                      ann_energy_pj: float | None, hw_name: str) -> str:
-    """The codings side by side on one profile (≤ 100 columns), per inference: accuracy
-    (float / fixed), latency in steps, spikes, synops, weight reads (synops + extra reads),
-    adds, shifts, dynamic energy, and the ANN on the same profile as the first row."""
-    rows = [["ANN", f"{ann_accuracy:.4f}", "-", "-", "-", "-", "-", "-", "-",
-             "-" if ann_energy_pj is None else f"{ann_energy_pj / 1e6:.3f}", "1.0×"]]
-    for r in runs:
-        c, e = r["counts"], r["energy_pj"]
-        rows.append([
-            r["coding"].replace(":", ": ").replace(",", ", "), _acc(r["accuracy"]["float"]),
-            _acc(r["accuracy"]["fixed"]), _latency(r),
-            _si(r["spikes"]["pos"] + r["spikes"]["neg"]),
-            _si(c.get("synop", 0.0)), _si(c.get("synop", 0.0) + c.get("weight_read", 0.0)),
-            _si(c.get("add", 0.0)), _si(c.get("shift", 0.0)),
-            "-" if e is None else f"{e['dynamic'] / 1e6:.3f}",
-            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×"])
-    import tabulate as tabulate_module
-
-    padding, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0  # 11 columns in 100
-    try:
-        table = _comparison_table(rows)
-    finally:
-        tabulate_module.MIN_PADDING = padding
-    head = textwrap.fill(f"{hw_name}, per inference (the ANN: {ann_macs:,} MACs at the "
-                         f"profile's mac price): weight reads = synops + reads beyond "
-                         f"them (TTFS reaccumulate); µJ dyn = dynamic energy (static power "
-                         f"excluded)", 100)
-    return "\n".join(format_warnings(runs) + [head, table])
-
-
-def _comparison_table(rows) -> str:
-    return tabulate(rows, headers=["coding", "float\nacc", "fixed\nacc", "lat.\nsteps", "spikes",
-                                   "synops", "weight\nreads", "adds", "shifts", "µJ\ndyn",
-                                   "vs\nANN"],
-                    maxcolwidths=[16] + [None] * 10, disable_numparse=True,
-                    colalign=("left",) + ("right",) * 10)

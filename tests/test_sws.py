@@ -16,9 +16,10 @@ from neurosim.errors import UserError
 from neurosim.graph import populations
 from neurosim.onnx_import import load_onnx
 from neurosim.projection import chain_apply, population_bias
+from neurosim.report import format_runs
 from neurosim.schemes import format_spec, get_scheme, parse_coding
 from neurosim.schemes.sws import csd_terms, encode, run_neuron
-from neurosim.simulate import format_runs, run_codings
+from neurosim.simulate import run_codings
 
 ROOT = Path(__file__).parents[1]
 BUNDLED = {n: ROOT / "neurosim" / "models" / f"{n}.onnx"
