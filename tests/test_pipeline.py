@@ -139,11 +139,13 @@ def test_dataflow_frame_never_slower_than_barrier_on_real_counts(runs, name):
     assert d.frame_interval_s <= b.frame_interval_s * (1 + 1e-12)
 
 
-def test_dataflow_never_slower_than_barrier_random_networks():
-    """Random chains and skips, core counts, per-step work, ticks and barrier costs."""
-    rng = np.random.default_rng(7)
+def _random_pipelines(seed: int, trials: int):
+    """Per trial, {sync: PipelineResult} of one random network under barrier and dataflow:
+    chains and skips, core counts, per-step work, ticks, barrier costs and frame periods
+    (overlapping frames included)."""
+    rng = np.random.default_rng(seed)
     base = load_profile("asic_45nm")
-    for trial in range(25):
+    for _ in range(trials):
         n_layers = int(rng.integers(2, 5))
         steps = int(rng.integers(3, 12))
         data = rng.integers(0, 5, size=(n_layers, steps, len(ACTIONS))) * \
@@ -164,6 +166,11 @@ def test_dataflow_never_slower_than_barrier_random_networks():
             prof = dataclasses.replace(base, timing=t, cores=dataclasses.replace(
                 base.cores, hop_latency_ns=1.5))
             results[sync] = simulate_pipeline(counts, prof, cores, edges, period)
+        yield results
+
+
+def test_dataflow_never_slower_than_barrier_random_networks():
+    for trial, results in enumerate(_random_pipelines(7, 25)):
         d, b = results["dataflow"], results["barrier"]
         assert d.latency_s <= b.latency_s * (1 + 1e-12), trial
         assert d.frame_interval_s <= b.frame_interval_s * (1 + 1e-12), trial
@@ -418,31 +425,10 @@ def test_serial_bound_covers_the_steady_state_latency_of_overlapping_frames(sync
 
 
 def test_serial_bounds_hold_on_random_networks():
-    """Random chains and skips, core counts, per-step work, ticks, barrier costs and frame
-    periods (overlapping frames included): the pipeline never beats its serial figures."""
-    rng = np.random.default_rng(11)
-    base = load_profile("asic_45nm")
-    for trial in range(40):
-        n_layers = int(rng.integers(2, 5))
-        steps = int(rng.integers(3, 12))
-        data = rng.integers(0, 5, size=(n_layers, steps, len(ACTIONS))) * \
-            (rng.random((n_layers, steps, 1)) < 0.7)
-        names = [f"l{i}" for i in range(n_layers)]
-        counts = Counts(names, data, 1)
-        edges = [(names[i], names[i + 1], 0) for i in range(n_layers - 1)]
-        if n_layers > 2:
-            edges.append((names[0], names[2], int(rng.integers(0, 3))))
-        cores = [(n, int(rng.integers(1, 3))) for n in names]
-        tick = float(rng.choice([0.0, 5.0, 30.0]))
-        period = int(rng.integers(1, steps + 1))
-        for sync in ("barrier", "dataflow"):
-            t = dataclasses.replace(base.timing, sync=sync, min_step_ns=tick,
-                                    barrier_ns=float(rng.integers(0, 20)) if sync == "barrier"
-                                    else 0.0)
-            prof = dataclasses.replace(base, timing=t, cores=dataclasses.replace(
-                base.cores, hop_latency_ns=1.5))
-            pr = simulate_pipeline(counts, prof, cores, edges, period)
-            tol = 1 + 1e-12
+    """The pipeline never beats its serial figures, on random networks and frame periods."""
+    tol = 1 + 1e-12
+    for trial, results in enumerate(_random_pipelines(11, 40)):
+        for sync, pr in results.items():
             assert pr.latency_s <= pr.serial_latency_s * tol, (trial, sync)
             assert pr.latency_alone_s <= pr.serial_frame_s * tol, (trial, sync)
             assert pr.frame_interval_s <= pr.serial_frame_s * tol, (trial, sync)
