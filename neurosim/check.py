@@ -120,9 +120,11 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
     out = []
     for r in results:
         a = r["accuracy"]
-        out.append(f"{r['coding']} on {profile_name}: float {a['float']:.4f}, fixed {a['fixed']:.4f} "
-                   f"({100 * (a['fixed'] - a['float']):+.2f} pp), predictions agree on "
-                   f"{100 * r['agreement']:.1f}%, {r['overflows']:,} overflows")
+        out.append(textwrap.fill(
+            f"{r['coding']} on {profile_name}: float {a['float']:.4f}, fixed {a['fixed']:.4f} "
+            f"({100 * (a['fixed'] - a['float']):+.2f} pp), predictions agree on "
+            f"{100 * r['agreement']:.1f}%, {r['overflows']:,} overflows", 100,
+            subsequent_indent="  "))
         out.append(tabulate(
             [[_short(l["layer"]), l["kind"], f"{l['mean_abs_error_over_lambda']:.4f}",
               f"{l['overflows']:,}",

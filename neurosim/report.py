@@ -127,8 +127,14 @@ def model_table(graph: Graph) -> str:
              r["parameters"], r["macs"]] for r in rows]
     body.append(["", "total", "", "", sum(r["neurons"] for r in rows[1:]), "",
                  graph.params(), graph.macs()])
-    return tabulate(body, headers=["#", "population", "kind", "shape", "neurons", "incoming",
-                                   "params", "MACs"], intfmt=",")
+    headers = ["#", "population", "kind", "shape", "neurons", "incoming", "params", "MACs"]
+    table = tabulate(body, headers=headers, intfmt=",")
+    over = _widest(table) - MAX_WIDTH
+    if over > 0:  # a population with many inputs: its 'incoming' cell wraps into what is left
+        room = max(12, max(len(str(r[5])) for r in body) - over)
+        table = tabulate(body, headers=headers, intfmt=",",
+                         maxcolwidths=[None] * 5 + [room, None, None])
+    return table
 
 
 def model_dict(graph: Graph) -> dict:
@@ -290,6 +296,14 @@ def format_summary(result) -> str:
     return "\n".join(lines)
 
 
+def _overflows(v) -> str:
+    """Overflows per inference: a mean, so a fraction below 1, whole numbers above (never the
+    scientific notation a '.3g' gives from 1000 on)."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
 def format_warnings(runs: list[dict]) -> list[str]:
     """Every run's warnings, loud and wrapped: they go above the tables, not below."""
     return [textwrap.fill(f"WARNING: {w}", 100, subsequent_indent="  ")
@@ -317,7 +331,7 @@ def format_runs(runs: list[dict], ann_accuracy: float, ann_energy_pj: float | No
             f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
             "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
             "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
-            "-" if r["overflows"] is None else f"{r['overflows']:.3g}"])
+            _overflows(r["overflows"])])
         if e:
             parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
             shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
@@ -551,7 +565,7 @@ def format_markdown(result, figures=()) -> str:
             e = r["energy_pj"] or {}
             rows.append([r["coding"], _uj(e.get("dynamic")), _uj(e.get("static")),
                          _uj(e.get("total")),
-                         "-" if r["overflows"] is None else f"{r['overflows']:.3g}",
+                         _overflows(r["overflows"]),
                          _uj(e.get("static_serial_bound"))])
             ratios.append([r["coding"], _ratio(e.get("dynamic"), p.ann_energy_pj),
                            _ratio(e.get("dynamic"), mem), _ratio(e.get("total"), p.ann_energy_pj),

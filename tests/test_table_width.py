@@ -87,3 +87,28 @@ def test_coding_lines_wrap_at_commas_only():
                                                   "relu_counterpart=off"]
     assert coding_lines("rate", 2) == "rate"
     assert "".join(coding_lines(spec, 12).split("\n")) == spec
+
+
+def test_model_table_wraps_a_long_incoming_cell(monkeypatch):
+    """A population fed by many others (a wide residual join): its 'incoming' cell wraps, the
+    table stays within 100 columns."""
+    from types import SimpleNamespace
+
+    from neurosim import report
+
+    many = [{"from": i, "ops": "conv 3×3 s1 p1 → +bias"} for i in range(1, 9)]
+    rows = [{"index": i, "name": f"/layer{i}/relu", "kind": "hidden", "shape": (64, 16, 16),
+             "neurons": 16384, "incoming": many if i == 9 else many[:1], "parameters": 36928,
+             "macs": 9453568} for i in range(1, 10)]
+    monkeypatch.setattr(report, "population_rows", lambda graph: rows)
+    graph = SimpleNamespace(params=lambda: 332352, macs=lambda: 85082112)
+    table = report.model_table(graph)
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert all(f"#{i}" in table for i in range(1, 9))  # every source is still shown
+
+
+def test_overflow_counts_are_plain_numbers():
+    from neurosim.report import _overflows
+
+    assert [_overflows(v) for v in (None, 0, 0.25, 12.5, 6660.4, 2.5e7)] == [
+        "-", "0", "0.25", "12.5", "6,660", "25,000,000"]
