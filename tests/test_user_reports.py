@@ -130,3 +130,15 @@ def test_a_coding_given_twice_runs_once():
 
     assert [n for n, _ in expand_codings(["sws", "sws:Tc=8", "all", "rate:T=64"])] == [
         "sws", "phase", "rate", "tsc", "ttfs", "rate"]
+
+
+def test_a_float_snn_far_below_the_ann_is_a_warning(tmp_path):
+    """TSC's single emission on the digits CNN loses tens of points in the conversion itself:
+    the run says so; SWS, within a point of the ANN, gets no such warning."""
+    from neurosim import api
+
+    result = api.compare("digits_cnn", codings=["tsc", "sws"], limit=32, precision="float",
+                         progress=False)
+    tsc, sws = result.runs
+    assert any("the conversion itself loses" in w for w in tsc["warnings"])
+    assert not any("the conversion itself loses" in w for w in sws["warnings"])
