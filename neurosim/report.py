@@ -404,8 +404,8 @@ def _ann_memory_line(p, markdown: bool = False) -> str:
 
 def profiles_side_by_side(result, markdown: bool = False) -> str:
     """The codings (rows) on every profile (columns): fixed-point accuracy, total energy per
-    inference and latency of one frame, so profiles compare at a glance (≤ 100 columns for
-    three profiles)."""
+    inference and latency of one frame, so profiles compare at a glance (≤ 100 columns: more
+    profiles than fit go on to a further table)."""
     codings = list(dict.fromkeys(r["coding"] for p in result.profiles for r in p.runs))
     rows = [["ANN"] + [f"{result.ann_accuracy:.3f}, {p.ann_energy_pj / 1e6:.3g} µJ, "
                        f"{format_seconds(ann_latency_s(result.macs, p.profile))}"
@@ -421,7 +421,8 @@ def profiles_side_by_side(result, markdown: bool = False) -> str:
                        f"{format_seconds(r.get('latency_s'))}")
         rows.append(row)
     headers = ["coding"] + [p.name for p in result.profiles]
-    return coding_table(rows, headers, markdown=markdown)
+    return tables_by_column(rows, headers,
+                               lambda r, h: coding_table(r, h, markdown=markdown))
 
 
 def ann_latency_s(macs: int, profile) -> float | None:
@@ -458,12 +459,15 @@ def md_table(rows, headers, left: int = 1) -> str:
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
-def md_tables_by_column(rows, headers) -> str:
-    """md_table, cut into several tables (each repeating the first column) where one would be
-    wider than MAX_WIDTH: for a column per coding, each headed by its whole spec."""
+def tables_by_column(rows, headers, render=None) -> str:
+    """A table (``render(rows, headers)``, md_table by default) cut into several, each
+    repeating the first column, where one would be wider than MAX_WIDTH: for a column per
+    coding, each headed by its whole spec, or a column per profile."""
+    render = render or md_table
+
     def table(columns):
-        return md_table([[r[0]] + [r[i] for i in columns] for r in rows],
-                        [headers[0]] + [headers[i] for i in columns])
+        return render([[r[0]] + [r[i] for i in columns] for r in rows],
+                      [headers[0]] + [headers[i] for i in columns])
 
     groups = [[]]
     for i in range(1, len(headers)):
@@ -607,12 +611,12 @@ def format_markdown(result, figures=()) -> str:
             rows = [[a] + [f"{r['energy_pj']['by_action'].get(a, 0.0) / 1e6:.4f}"
                            for r in priced] for a in actions]
             out += ["Dynamic energy by action, µJ per inference:", "",
-                    md_tables_by_column(rows, ["action"] + [r["coding"] for r in priced]), ""]
+                    tables_by_column(rows, ["action"] + [r["coding"] for r in priced]), ""]
             layers = list(priced[0]["energy_pj"]["by_layer"])
             rows = [[_short(layer, 22)] + [f"{r['energy_pj']['by_layer'].get(layer, 0.0) / 1e6:.4f}"
                                            for r in priced] for layer in layers]
             out += ["Dynamic energy by layer, µJ per inference:", "",
-                    md_tables_by_column(rows, ["layer"] + [r["coding"] for r in priced]), ""]
+                    tables_by_column(rows, ["layer"] + [r["coding"] for r in priced]), ""]
     if figures:
         out += ["## Figures", ""]
         out += [f"![{f}]({f})" for f in figures] + [""]

@@ -112,3 +112,23 @@ def test_overflow_counts_are_plain_numbers():
 
     assert [_overflows(v) for v in (None, 0, 0.25, 12.5, 6660.4, 2.5e7)] == [
         "-", "0", "0.25", "12.5", "6,660", "25,000,000"]
+
+
+def test_many_profiles_side_by_side_go_on_to_further_tables():
+    """Nine profiles do not fit one table of 100 columns: the profiles go on to a second
+    table that repeats the coding column; each line fits, every profile is shown."""
+    from types import SimpleNamespace
+
+    from neurosim.hw.profile import load_profile
+    from neurosim.report import profiles_side_by_side
+
+    run = {"coding": "ttfs:synapse=reaccumulate", "accuracy": {"fixed": 0.9375},
+           "energy_pj": {"total": 43_368_512.0}, "latency_s": 4.59e-3}
+    profiles = [SimpleNamespace(name=f"profile_{i}", profile=load_profile("loihi_like"),
+                                runs=[run], ann_energy_pj=27_532.8) for i in range(9)]
+    result = SimpleNamespace(profiles=profiles, ann_accuracy=0.875, macs=91_776)
+    for markdown in (False, True):
+        text = profiles_side_by_side(result, markdown=markdown)
+        assert max(len(line) for line in text.splitlines()) <= 100
+        assert all(f"profile_{i}" in text for i in range(9))
+        assert text.count("coding") >= 2
