@@ -402,8 +402,8 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                     raise
                 raise UserError(f"on {where}: {e}") from None
             if not runs:
-                raise UserError(f"on {where}: no coding can run on this model: "
-                                + "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run))
+                reasons = "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run or [])
+                raise UserError(f"on {where}: no coding can run on this model: {reasons}")
             for r in runs:
                 _warn_conversion_loss(r, acc, len(test))
             result.profiles.append(ProfileResult(profile, shown, mapping,
