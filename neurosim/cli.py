@@ -283,7 +283,7 @@ def cmd_profiles(args) -> int:
             try:
                 prof = load_profile(p)
             except UserError as e:
-                print(f"neurosim: error: {e}", file=sys.stderr)
+                _print_error(e)
                 bad += 1
                 continue
             print(f"{prof.path}: valid profile '{prof.name}'")
@@ -316,6 +316,11 @@ COMMANDS = {"run": cmd_run, "models": cmd_models, "profiles": cmd_profiles, "cod
             "compare": cmd_compare, "check": cmd_check, "sweep": cmd_sweep}
 
 
+def _print_error(exc: UserError) -> None:
+    """A user error as the command line shows it: one message on stderr."""
+    print(f"neurosim: error: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"neurosim: error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return 2
     except KeyboardInterrupt:
         print("neurosim: interrupted", file=sys.stderr)

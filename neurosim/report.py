@@ -357,9 +357,6 @@ def format_comparison(runs: list[dict], ann_accuracy: float, ann_macs: int,
     """The codings side by side on one profile (≤ 100 columns), per inference: accuracy
     (float / fixed), latency in steps, spikes, synops, weight reads (synops + extra reads),
     adds, shifts, dynamic energy, and the ANN on the same profile as the first row."""
-    import textwrap
-
-
     rows = [["ANN", f"{ann_accuracy:.4f}", "-", "-", "-", "-", "-", "-", "-",
              "-" if ann_energy_pj is None else f"{ann_energy_pj / 1e6:.3f}", "1.0×"]]
     for r in runs:
@@ -502,8 +499,6 @@ def _latency_steps(run) -> str:
 
 def wrap_md(lines: list[str]) -> list[str]:
     """Prose and bullets wrapped at 100 columns; tables and headings left as they are."""
-    import textwrap
-
     out = []
     for line in lines:
         for part in line.split("\n"):
