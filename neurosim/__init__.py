@@ -9,6 +9,16 @@
 
 __version__ = "0.1.0"
 
-from .api import Result, compare, run  # noqa: E402  (after __version__, which report.py reads)
-
 __all__ = ["Result", "compare", "run", "__version__"]
+
+
+def __getattr__(name: str):
+    """``run``, ``compare`` and ``Result`` come from ``neurosim.api`` on first use: importing
+    the package stays cheap, so the command line is inside its Ctrl-C handling (exit 130, no
+    traceback) a few tens of milliseconds after it starts, not after numpy, numba and the
+    schemes have loaded."""
+    if name in ("Result", "compare", "run"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

@@ -322,7 +322,22 @@ def _print_error(exc: UserError) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except UserError as exc:
+        _print_error(exc)
+        return 2
+    except KeyboardInterrupt:  # from the first line on: parsing the options included
+        print("neurosim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (``neurosim run | head``): stop quietly; point stdout at
+        # /dev/null so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str]) -> int:
     parser = _parser()
     if not argv:
         parser.print_help()
@@ -336,19 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _ascii_safe(sys.stdout)
     _ascii_safe(sys.stderr)
-    try:
-        return COMMANDS[args.command](args)
-    except UserError as exc:
-        _print_error(exc)
-        return 2
-    except KeyboardInterrupt:
-        print("neurosim: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # the reader went away (``neurosim run | head``): stop quietly; point stdout at
-        # /dev/null so the interpreter's final flush does not fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    return COMMANDS[args.command](args)
 
 
 # What the tables print beyond ASCII, for terminals that cannot show it.
