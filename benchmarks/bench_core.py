@@ -45,7 +45,7 @@ from neurosim.core import engine  # noqa: E402
 from neurosim.core.network import CONV  # noqa: E402
 from neurosim.core.tsa import (  # noqa: E402
     encode_input,
-    initial_state,
+    initial_hook,
     quantize_sws,
     reference,
     run_core,
@@ -112,8 +112,10 @@ def bench(name: str, graph, calib_x: np.ndarray, x: np.ndarray, n_ref: int,
     slots = sum(net.size[l] * (fire[l, 1] - fire[l, 0] + 1) for l in range(net.layers - 1))
     out["density"] = fired / (slots * len(x))
     # timed as ``neurosim run`` runs it (engine.simulate): each image's readout registers kept
+    initial = initial_hook(net)
+
     def timed():
-        engine.run(net, drive, initial_state(net, drive), readout_only=True)
+        engine.run(net, drive, initial(net, drive) if initial else None, readout_only=True)
 
     fns = {f"engine_{n}": with_threads(n, timed) for n in (1, 2)}
     if dense_torch.available()[0]:
@@ -175,7 +177,7 @@ print("ready", flush=True)
 sys.stdin.readline()
 t = time.perf_counter()
 for _ in range(3):
-    bc.engine.run(net, drive, bc.initial_state(net, drive), readout_only=True)
+    bc.engine.run(net, drive, None, readout_only=True)  # current encoder: zeros
 print(time.perf_counter() - t)
 """ % str(ROOT / "benchmarks")
 

@@ -281,6 +281,15 @@ def initial_state(net: EventNetwork, drive: np.ndarray) -> np.ndarray:
     return state
 
 
+def initial_hook(net: EventNetwork):
+    """``engine.simulate``'s ``initial``: None where every register starts at zero (the
+    current encoder). A batch's whole initial state is tens of MB (digits_resnet, 360 images:
+    30 MB) that the engine would only read; without it each thread zeroes one image's
+    registers in a buffer it reuses (measured on digits_resnet, 360 images: 3–11 % faster on
+    one thread, 3–13 % on two)."""
+    return initial_state if net.info.encoder == "potential" else None
+
+
 # ---- the process model (numba) ---------------------------------------------------------------
 
 A_SREAD = ACTION_INDEX["state_read"]
@@ -506,7 +515,7 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, batch:
     after each batch of ``batch`` images.
     """
     info = net.info
-    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial_state,
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial_hook(net),
                                                        trace, batch, progress, watermarks=trace)
     last = net.layers - 1
     out = net.to_chw(last, registers[:, 0]) / info.scale[-1] * info.thetas[-1]

@@ -740,7 +740,9 @@ def simulate_fixed(net: EventNetwork, x: np.ndarray, trace: bool = False, progre
     ``progress(done, total)`` is called after each batch of ``batch`` images.
     """
     info = net.info
-    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial_state,
+    # every register starts at zero unless v_init is set: then no initial state (tsa.initial_hook)
+    initial = initial_state if info.v_init else None
+    registers, counts, spikes, *high = engine.simulate(net, x, encode_input, initial,
                                                        trace, batch, progress, watermarks=trace)
     last = net.layers - 1
     out = net.to_chw(last, registers[:, 0]) / (info.scale[last] * info.T) * info.lams[last]
