@@ -23,15 +23,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .check import warn_conversion_loss
 from .errors import UserError, did_you_mean
 
 DEFAULT_MODEL = "digits_cnn"
 DEFAULT_HW = "loihi_like"
 DEFAULT_CODINGS = ("sws",)
-# a float SNN this far below the ANN on the same images is a warning: the conversion itself
-# loses it (a scheme's limit, e.g. TSC's single emission on a net whose neurons fire in
-# bursts, or too few steps), and no fixed-point setting will win it back
-CONVERSION_LOSS_WARN = 0.10
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
@@ -405,7 +402,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 reasons = "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run or [])
                 raise UserError(f"on {where}: no coding can run on this model: {reasons}")
             for r in runs:
-                _warn_conversion_loss(r, acc, len(test))
+                warn_conversion_loss(r, acc, len(test))
             result.profiles.append(ProfileResult(profile, shown, mapping,
                                                  ann_energy(macs, profile),
                                                  ann_energy_fair(graph, profile), runs, traces,
@@ -414,18 +411,6 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
         if bars is not None:
             bars.close()
     return result
-
-
-def _warn_conversion_loss(run_entry: dict, ann_accuracy: float, images: int) -> None:
-    """A warning on a run whose float SNN loses more than CONVERSION_LOSS_WARN against the
-    ANN on the same images (the table shows both; the warning says where the loss is)."""
-    flt = run_entry["accuracy"]["float"]
-    if flt is not None and ann_accuracy - flt > CONVERSION_LOSS_WARN:
-        run_entry["warnings"].append(
-            f"{run_entry['coding']}: the float SNN reaches {flt:.4f} against the ANN's "
-            f"{ann_accuracy:.4f} on these {images} images: the conversion itself loses "
-            f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point (more steps, "
-            f"or another setting of the coding; 'neurosim codings' lists them)")
 
 
 def compare(model=None, hw=DEFAULT_HW, codings=("all",), **kwargs) -> Result:

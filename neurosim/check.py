@@ -18,14 +18,33 @@ from tabulate import tabulate
 from . import ann
 from .data import Dataset
 from .graph import Conv, Dense, Graph
+from .report import format_warnings
 from .schemes import expand_codings, format_spec, get_scheme
 
 SWEEP_BITS = tuple(range(4, 13))
+# a float SNN this far below the ANN on the same images is a warning: the conversion itself
+# loses it (a scheme's limit, e.g. TSC's single emission on a net whose neurons fire in
+# bursts, or too few steps), and no fixed-point setting will win it back
+CONVERSION_LOSS_WARN = 0.10
+
+
+def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int) -> None:
+    """A warning in ``entry["warnings"]`` (a run's or a check's) when its float SNN loses
+    more than CONVERSION_LOSS_WARN against the ANN on the same images (the tables show both;
+    the warning says where the loss is)."""
+    flt = entry["accuracy"]["float"]
+    if flt is not None and ann_accuracy - flt > CONVERSION_LOSS_WARN:
+        entry["warnings"].append(
+            f"{entry['coding']}: the float SNN reaches {flt:.4f} against the ANN's "
+            f"{ann_accuracy:.4f} on these {images} images: the conversion itself loses "
+            f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point (more steps, "
+            f"or another setting of the coding; 'neurosim codings' lists them)")
 
 
 def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile,
           sweep: tuple[int, ...] = SWEEP_BITS, progress=None) -> list[dict[str, Any]]:
     results = []
+    ann_accuracy = ann.accuracy(graph, data.x, data.y)
     for name, params in expand_codings(specs):
         scheme = get_scheme(name)
         snn = scheme.build(graph, calib.x, params)
@@ -66,6 +85,8 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
         results.append({
             "coding": format_spec(name, params, only_changed=True),
             "accuracy": {"float": flt.accuracy(data.y), "fixed": fx.accuracy(data.y)},
+            "ann_accuracy": ann_accuracy,
+            "warnings": [],
             "agreement": float(np.mean(flt.predictions() == fx.predictions())),
             "overflows": int(fx.counts.total()["overflow"]),
             "layers": layers,
@@ -82,6 +103,7 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                                           fx.extra.get("weight_bits_by_projection", {}).items()}
                                          or None,
         })
+        warn_conversion_loss(results[-1], ann_accuracy, len(data))
     return results
 
 
@@ -123,8 +145,9 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
         out.append(textwrap.fill(
             f"{r['coding']} on {profile_name}: float {a['float']:.4f}, fixed {a['fixed']:.4f} "
             f"({100 * (a['fixed'] - a['float']):+.2f} pp), predictions agree on "
-            f"{100 * r['agreement']:.1f}%, {r['overflows']:,} overflows", 100,
-            subsequent_indent="  "))
+            f"{100 * r['agreement']:.1f}%, {r['overflows']:,} overflows (ANN "
+            f"{r['ann_accuracy']:.4f})", 100, subsequent_indent="  "))
+        out += format_warnings([r])
         out.append(tabulate(
             [[_short(l["layer"]), l["kind"], f"{l['mean_abs_error_over_lambda']:.4f}",
               f"{l['overflows']:,}",

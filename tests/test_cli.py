@@ -133,6 +133,7 @@ def test_check_reports_layers_and_weight_sweep(capsys, tmp_path):
     assert len(r["layers"]) == 4  # encoder, two hidden layers, readout
     assert r["layers"][0]["mean_abs_error_over_lambda"] == 0.0  # the encoder is exact
     assert 0.0 <= r["agreement"] <= 1.0
+    assert r["warnings"] == [] and 0.9 <= r["ann_accuracy"] <= 1.0  # SWS converts well
     accs = [w["accuracy"] for w in r["weight_bits_sweep"]]
     assert accs[-1] >= accs[0]  # 12-bit weights are no worse than 4-bit ones
     assert "weight bits" in out and max(map(len, out.splitlines())) <= 100

@@ -142,3 +142,16 @@ def test_a_float_snn_far_below_the_ann_is_a_warning(tmp_path):
     tsc, sws = result.runs
     assert any("the conversion itself loses" in w for w in tsc["warnings"])
     assert not any("the conversion itself loses" in w for w in sws["warnings"])
+
+
+def test_check_warns_of_a_float_snn_far_below_the_ann():
+    """``check`` compares fixed point with float; a float SNN already tens of points below
+    the ANN is the larger loss, and check says so too, with the ANN's accuracy beside."""
+    from neurosim import api
+    from neurosim.check import format_check
+
+    result = api.check("digits_cnn", codings=["tsc"], limit=32)
+    (r,) = result.results
+    assert r["ann_accuracy"] - r["accuracy"]["float"] > 0.10
+    assert any("the conversion itself loses" in w for w in r["warnings"])
+    assert "WARNING: tsc: the float SNN reaches" in format_check(result.results, "loihi_like")
