@@ -8,8 +8,13 @@
   scale only fixes the units of its membrane; the absolute value keeps it positive).
 
 The result is plain data, ``{population name: λ}``, so a coding scheme can reuse it for any
-number of conversions. A population that is zero on every calibration image gets λ = 1.0: its
-spike amplitude is then arbitrary, and a positive value keeps the weight scaling finite.
+number of conversions. A population whose q-th percentile is 0 but which is not silent (fewer
+than 100 − q % of its values are non-zero: a sparse layer) takes the q-th percentile of its
+non-zero values instead: 0 would leave it no scale, and any fixed stand-in could be far below
+what it carries (a layer active at 15–45 on a few images, given λ = 1, saturates and the SNN
+falls to the majority class). A population that is zero on every calibration image gets
+λ = 1.0: its spike amplitude is then arbitrary, and a positive value keeps the weight scaling
+finite.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ def calibrate(graph: Graph, x: np.ndarray, percentile: float = DEFAULT_PERCENTIL
     scales = {}
     for name, values in population_values(graph, x).items():
         q = input_percentile if kinds[name] == "input" else percentile
-        lam = float(np.percentile(np.abs(values), q))
+        magnitude = np.abs(values)
+        lam = float(np.percentile(magnitude, q))
+        if lam == 0.0 and magnitude.any():  # sparse, not silent
+            lam = float(np.percentile(magnitude[magnitude > 0], q))
         scales[name] = lam if lam > 0.0 else SILENT_POPULATION_SCALE
     return scales

@@ -66,3 +66,34 @@ def test_a_silent_population_gets_a_usable_scale(resnet):
 def test_all_zero_calibration_images_are_an_error(resnet):
     with pytest.raises(UserError, match="all zero"):
         calibrate(resnet, np.zeros((4, 1, 8, 8)))
+
+
+def test_a_sparse_population_is_scaled_by_its_non_zero_values(tmp_path):
+    """A layer active on few (image, neuron) pairs has a 99.9th percentile of 0; it is not
+    silent, so it takes the percentile of its non-zero values, not the silent stand-in 1.0
+    (found by a probe: rate and TTFS fell from 1.0 to 0.56 on such a net)."""
+    import onnx
+    from onnx import helper
+
+    from onnx_builders import model
+
+    hidden = 2000
+    w1 = np.zeros((hidden, 64), np.float32)
+    b1 = np.full(hidden, -1.0, np.float32)
+    w1[0], b1[0] = 1.0, 0.0  # one neuron of 2000 carries sum(x), 15–45 on digits
+    w2 = np.ones((10, hidden), np.float32)
+    nodes = [helper.make_node("Flatten", ["input"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "W1", "b1"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "W2"], ["logits"], transB=1)]
+    inits = [("W1", w1), ("b1", b1), ("W2", w2)]
+    onnx.save(model(nodes, [("input", ("N", 1, 8, 8))], "logits", inits), tmp_path / "sparse.onnx")
+    graph = load_onnx(tmp_path / "sparse.onnx")
+    x = digits("calibration").x
+    (name,) = [p.name for p in populations(graph) if p.kind == "hidden"]
+    _, acts = ann.run(graph, x, keep=True)
+    values = acts[name]
+    assert np.percentile(values, 99.9) == 0.0 and values.max() > 10  # sparse, not silent
+    lam = calibrate(graph, x, percentile=99.9)[name]
+    assert lam == pytest.approx(np.percentile(values[values > 0], 99.9))
+    assert lam > 10
