@@ -112,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
         p.add_argument("--out", metavar="DIR", help="directory for report files")
         p.add_argument("--seed", type=int, metavar="S",
-                       help="seed of every coding that draws random numbers (rate:input=poisson); "
-                            "results are identical run to run and across thread counts")
+                       help="seed of every coding that draws random numbers (rate:input=poisson) "
+                            "unless its spec sets seed= itself; results are identical run to run "
+                            "and across thread counts")
         p.add_argument("--allow-overflow", action="store_true",
                        help="run even when a scheme's register range does not fit the profile's "
                             "state_bits (a loud warning instead of an error; overflows are "

@@ -19,7 +19,7 @@ from .data import Dataset
 from .energy import energy
 from .errors import UserError
 from .graph import Graph
-from .schemes import expand_codings, format_spec, get_scheme
+from .schemes import ALL, expand_codings, format_spec, get_scheme, given_keys, parse_coding
 
 PRECISIONS = ("float", "fixed", "both")
 
@@ -34,7 +34,8 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     the ``profile``'s arithmetic, whose counted actions are priced by the profile into energy
     and run time; ``both`` does both. Spikes and counts come from the fixed run when there is
     one (it counts every action; the float simulator counts spikes only). ``seed`` (--seed)
-    sets the ``seed`` parameter of every coding that has one. ``on_result(run, result, fixed)``,
+    sets the ``seed`` parameter of every coding that has one, except where a spec sets its own
+    (``rate:input=poisson,seed=7``: the more specific wins). ``on_result(run, result, fixed)``,
     if given, receives each entry with the ``SimResult`` it came from (the fixed one when there
     is one) and the quantized network (None in float): the per-layer, per-step counts a report
     plots and the network the pipeline model places, which the JSON entry does not keep.
@@ -53,7 +54,9 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
     if seed is not None:
         if seed < 0:
             raise UserError(f"--seed must be a non-negative integer, found {seed}")
-        codings = [(n, {**p, "seed": seed} if "seed" in p else p) for n, p in codings]
+        own = [parse_coding(s) for s in specs if s.strip() != ALL and "seed" in given_keys(s)]
+        codings = [(n, {**p, "seed": seed} if "seed" in p and (n, p) not in own else p)
+                   for n, p in codings]
     mapping = None
     if precision != "float":
         from .hw.mapping import map_layers

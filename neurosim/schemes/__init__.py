@@ -56,7 +56,7 @@ def parse_coding(spec: str) -> tuple[str, dict[str, Any]]:
     if not name:
         raise UserError(f"coding spec '{spec}' has no scheme name; expected NAME[:key=value,...]")
     if name == ALL and rest.strip():
-        keys = {item.partition("=")[0].strip() for item in rest.split(",") if item.strip()}
+        keys = given_keys(spec)
         takers = [n for n, sch in schemes().items() if keys <= {p.name for p in sch.params}]
         example = (f"e.g. --coding {takers[0]}:{rest.strip()}" if takers
                    else "see 'neurosim codings' for each scheme's keys")
@@ -81,6 +81,12 @@ def parse_coding(spec: str) -> tuple[str, dict[str, Any]]:
         params[key] = by_key[key].parse(text, name)
     scheme.check(params)
     return name, params
+
+
+def given_keys(spec: str) -> set[str]:
+    """The keys a spec sets itself (``rate:T=64,seed=7`` -> {'T', 'seed'}), not its defaults."""
+    rest = spec.strip().partition(":")[2]
+    return {item.partition("=")[0].strip() for item in rest.split(",") if item.strip()}
 
 
 def _suggest(word: str, choices) -> str:
