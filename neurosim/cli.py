@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"neurosim {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(p, many_hw=False, default_coding="sws"):
+    def common(p, many_hw=False, default_coding="sws", report_files=True):
         p.add_argument("model", nargs="?", metavar="MODEL",
                        help=f"ONNX file or bundled model name (default: {DEFAULT_MODEL}; "
                             f"see 'neurosim models')")
@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
                             f"e.g. sws:Tc=8,Ts=2,beta=1.5; 'all' = every scheme; see "
                             f"'neurosim codings'")
         p.add_argument("--json", metavar="PATH", help="write the result document (DESIGN §8) here")
-        p.add_argument("--out", metavar="DIR", help="directory for report files")
+        if report_files:
+            p.add_argument("--out", metavar="DIR", help="directory for report files")
         p.add_argument("--seed", type=int, metavar="S",
                        help="seed of every coding that draws random numbers (rate:input=poisson) "
                             "unless its spec sets seed= itself; results are identical run to run "
@@ -136,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     precision(cmp_)
     chk = sub.add_parser("check", help="fixed point versus float, per scheme and layer",
                          description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common(chk)
+    common(chk, report_files=False)  # its one output is the --json document
     sub.add_parser("codings", help="list the coding schemes and their parameters")
     sub.add_parser("models", help="list the bundled models")
     prof = sub.add_parser("profiles", help="list the bundled hardware profiles, or validate files")
@@ -164,9 +165,6 @@ def _check_outputs(args) -> None:
     if args.json is not None:
         check_output_path(args.json, "--json")
     if getattr(args, "out", None) is not None:
-        if args.command == "check":
-            raise UserError("--out (report files) is for 'neurosim run' and 'neurosim compare'; "
-                            "use --json PATH for check's result")
         check_output_dir(args.out, "--out")
 
 

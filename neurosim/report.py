@@ -635,7 +635,9 @@ def format_markdown(result, figures=()) -> str:
 
 
 def format_counts_csv(result) -> str:
-    """One row per profile × coding × layer, a column per counted action, means per inference."""
+    """One row per profile × coding × layer, a column per counted action, means per inference.
+    An action the run did not count (a float run counts spikes only) is an empty cell, not 0:
+    its JSON entry leaves it out the same way."""
     import csv
     import io
 
@@ -645,7 +647,11 @@ def format_counts_csv(result) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["hw", "coding", "layer", *ACTIONS])
     for p in result.profiles:
+        counted = {r["coding"]: set(r.get("counts") or ACTIONS) for r in p.runs}
         for t in p.traces:
+            keep = counted.get(t.coding, set(ACTIONS))
             for i, layer in enumerate(t.layers):
-                w.writerow([p.name, t.coding, layer, *(f"{v:.6g}" for v in t.counts_by_layer[i])])
+                w.writerow([p.name, t.coding, layer,
+                            *(f"{v:.6g}" if a in keep else "" for a, v in
+                              zip(ACTIONS, t.counts_by_layer[i]))])
     return buf.getvalue()

@@ -166,3 +166,20 @@ def test_a_codings_own_seed_wins_over_the_seed_option():
                                             "rate:T=16,input=poisson"],
                      seed=5, limit=4, precision="float", progress=False)
     assert [r["params"]["seed"] for r in result.runs] == [7, 5]
+
+
+def test_counts_csv_leaves_uncounted_actions_empty():
+    """A float run counts spikes only: its counts.csv row must not claim 0 synops (found by
+    a probe); a fixed run fills every column."""
+    import csv
+    import io
+
+    from neurosim import api
+
+    for precision, empty in (("float", True), ("fixed", False)):
+        result = api.run("digits_mlp", codings=["sws"], limit=4, precision=precision,
+                         progress=False)
+        rows = list(csv.DictReader(io.StringIO(result.counts_csv())))
+        hidden = rows[1]
+        assert (hidden["synop"] == "") is empty and float(hidden["spike_out_pos"]) > 0
+        assert all((hidden[a] == "") is empty for a in ("add", "state_read", "compare"))

@@ -103,3 +103,10 @@ def validate_report(doc, schema: dict | None = None) -> list[str]:
     errors: list[str] = []
     _check(doc, schema, schema, "report", errors)
     return errors
+
+
+def validate_check(doc) -> list[str]:
+    """The same for ``neurosim check``'s document, ``$defs/check_document`` of that schema."""
+    errors: list[str] = []
+    _check(doc, {"$ref": "#/$defs/check_document"}, report_schema(), "check", errors)
+    return errors
