@@ -37,6 +37,12 @@ class Dataset:
         return self if n is None else Dataset(self.name, self.path, self.x[:n], self.y[:n])
 
 
+def shown_name(ds: Dataset) -> str:
+    """How a message names a dataset: a bundled split as the option spells it
+    ('digits:calibration'), not this machine's install path; a user's file as its path."""
+    return ds.name.replace("/", ":") if ds.path == str(DIGITS_PATH) else ds.path
+
+
 def digits(split: str = "test") -> Dataset:
     if split not in SPLITS:
         raise UserError(f"unknown digits split '{split}'; expected one of {', '.join(SPLITS)}")
@@ -75,7 +81,7 @@ def load_data(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
         ds = _load_npz(Path(spec))
         return Dataset(ds.name, ds.path, _images(Path(spec), ds.x, input_shape), ds.y)
     if ds.x.shape[1:] != tuple(input_shape):
-        raise UserError(f"--data {spec or 'digits'}: the bundled digits images ({ds.path}) have "
+        raise UserError(f"--data {spec or 'digits'}: the bundled digits images have "
                         f"shape {ds.x.shape[1:]}, but the model expects {tuple(input_shape)}; pass "
                         f"--data PATH.npz with {NPZ_CONTENT}")
     return ds
@@ -85,7 +91,7 @@ def check_labels(ds: Dataset, classes: int) -> None:
     """Labels must name one of the model's ``classes`` outputs (else accuracy is meaningless)."""
     bad = (ds.y < 0) | (ds.y >= classes)
     if np.any(bad):
-        raise UserError(f"{ds.path}: labels must be in [0, {classes}) for a model with {classes} "
+        raise UserError(f"{shown_name(ds)}: labels must be in [0, {classes}) for a model with {classes} "
                         f"outputs; found {int(bad.sum())} outside, e.g. {int(ds.y[bad][0])}")
 
 
@@ -212,14 +218,18 @@ def check_scale(data: Dataset, calib: Dataset, data_opt: str = "--data",
     if not len(data) or not len(calib):
         return
     a, b = float(np.abs(data.x).max()), float(np.abs(calib.x).max())
+    if a == 0.0:  # all-zero test images have no scale to mismatch (an all-zero calibration
+        return    # set is refused by calibrate: it measures nothing)
 
     def rng(x):
         return f"{x.min():.3g}..{x.max():.3g}"
 
-    where = f"{data_opt} {data.path} holds inputs in {rng(data.x)} but {calib_opt} {calib.path} in "
+    where = (f"{data_opt} {shown_name(data)} holds inputs in {rng(data.x)} but {calib_opt} "
+             f"{shown_name(calib)} in ")
     if a > SCALE_MISMATCH * b or b > SCALE_MISMATCH * a:
-        ratio = max(a, b) / max(min(a, b), 1e-300)
-        hint = " (uint8 0..255 against 0..1?)" if 100 <= ratio <= 400 else ""
+        # images kept as uint8 (0..255) beside images scaled to 0..1: the commonest slip
+        hint = (" (uint8 0..255 against 0..1? divide by 255)"
+                if 100 <= max(a, b) <= 255 and min(a, b) <= 1.0 else "")
         raise UserError(f"{where}{rng(calib.x)}: the two are scaled differently{hint}; "
                         f"expected both scaled as the model was trained")
     # one set all ≥ 0, the other all ≤ 0: a sign flip, which no calibration can absorb

@@ -183,3 +183,20 @@ def test_counts_csv_leaves_uncounted_actions_empty():
         hidden = rows[1]
         assert (hidden["synop"] == "") is empty and float(hidden["spike_out_pos"]) > 0
         assert all((hidden[a] == "") is empty for a in ("add", "state_read", "compare"))
+
+
+def test_scale_messages_name_bundled_data_and_hint_uint8_only_for_it(capsys, tmp_path):
+    """The bundled split is named as the option spells it, not by this machine's install
+    path; the uint8 hint needs a 0..255 side; all-zero test images have no scale to mismatch
+    (found by a probe: a 0.01-scaled calibration got the uint8 hint and the install path)."""
+    x = digits("calibration").x
+    tiny = _npz(tmp_path / "tiny.npz", x * 0.01)
+    code, _, err = run_cli(capsys, "run", "--calib", tiny, "--precision", "float")
+    assert code == 2 and "--data digits:test holds" in err and "tiny.npz" in err
+    assert "uint8" not in err and "/neurosim/data/" not in err
+    zeros = _npz(tmp_path / "zeros.npz", np.zeros((4, 1, 8, 8)), np.zeros(4, np.int64))
+    code, out, err = run_cli(capsys, "run", "--data", zeros, "--precision", "float")
+    assert code == 0, err
+    big = _npz(tmp_path / "u8.npz", np.round(digits("test").x[:4] * 255), np.zeros(4, np.int64))
+    code, _, err = run_cli(capsys, "run", "--data", big, "--precision", "float")
+    assert code == 2 and "uint8" in err and "divide by 255" in err
