@@ -200,3 +200,27 @@ def test_scale_messages_name_bundled_data_and_hint_uint8_only_for_it(capsys, tmp
     big = _npz(tmp_path / "u8.npz", np.round(digits("test").x[:4] * 255), np.zeros(4, np.int64))
     code, _, err = run_cli(capsys, "run", "--data", big, "--precision", "float")
     assert code == 2 and "uint8" in err and "divide by 255" in err
+
+
+def test_sws_warns_too_when_its_weights_give_up_bits_to_the_registers():
+    """SWS narrows its weights to fit the registers like the other codings, and now says so
+    as they do (a probe: 4.3 of 8 weight bits at Tc=14 with no word); at Tc=8 it loses none."""
+    from neurosim.api import MODELS_DIR
+    from neurosim.calibrate import calibrate
+    from neurosim.core.tsa import quantize_sws
+    from neurosim.onnx_import import load_onnx
+    from neurosim.schemes import get_scheme
+    from neurosim.schemes.sws import convert
+
+    graph = load_onnx(MODELS_DIR / "digits_mlp.onnx")
+    lams = calibrate(graph, digits("calibration").x)
+    arithmetic = load_profile("loihi_like").arithmetic
+    for tc, warned in ((14, True), (8, False)):
+        params = dict(get_scheme("sws").defaults(), Tc=tc)
+        net = quantize_sws(convert(graph, lams, params), arithmetic)
+        narrowed = [w for w in net.info.warnings if "keeps only about" in w]
+        assert bool(narrowed) is warned, (tc, net.info.warnings)
+        if warned:
+            assert all(f"Tc={tc}" in w and "smaller Tc" in w for w in narrowed)
+            used = net.info.weight_bits_used[1:]
+            assert min(used) <= arithmetic.weight_bits - NARROWED_BITS_WARN + 1

@@ -42,6 +42,7 @@ from ..results import SimResult
 from . import engine
 from .network import EventNetwork, ProjectionBuilder, core_order
 from .reference import reference_model, run_reference
+from .ranges import MIN_WEIGHT_BITS, narrowed_weights_warning
 from .registers import compact_events, negative_events
 from .registers import fit as _fit
 
@@ -128,9 +129,18 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         kinds.append(READOUT if pop.kind == "readout" else (TSA_RELU if snn.relu_counterpart else TSA))
         biggest = max(float(np.abs(q.map.weight).max()) for q in pop.projections) or 1.0
         silent = snn.silent(pop)
-        wscale, frac = _layer_scale(wmax / biggest, snn.geometric * beta ** silent,
-                                    sb, fb, arithmetic.weight_scale != "per_layer")
+        encodable = snn.geometric * beta ** silent
+        wscale, frac = _layer_scale(wmax / biggest, encodable, sb, fb,
+                                    arithmetic.weight_scale != "per_layer")
         bits_used.append(float(np.log2(biggest * wscale + 1) + 1))
+        # whole bits the weights give up to the register range (a power-of-two scale's
+        # rounding is not given up to it)
+        lost = int(np.floor(np.log2(wmax / biggest / _largest_q(encodable, sb)) + 1e-9))
+        warning = narrowed_weights_warning(
+            f"'sws' at Tc={snn.Tc}, Ts={snn.Ts}, beta={beta:g}", pop.name, lost, wb, sb,
+            f"{STATE_HEADROOM:g}·Σβ^k·β^Ts spike amplitudes", ["Tc"])
+        if warning:
+            warnings.append(warning)
         fracs.append(frac)
         q = wscale * 2.0 ** frac
         scales.append(q)
@@ -197,12 +207,6 @@ def needed_state_bits(snn, Tc: int | None = None, weight_bits: int = 8) -> dict[
     return out
 
 
-# Below this many weight bits a converted network is no longer the network it was (measured on
-# digits_cnn, SWS Tc=8: 4-bit weights 0.894, 5-bit 0.944, 6-bit 0.969, float 0.969). The
-# quantizer gives up weight bits to fit the registers (see _layer_scale) down to this, not below.
-MIN_WEIGHT_BITS = 4
-
-
 def check_range(snn, arithmetic) -> list[str]:
     """The registers' range against ``state_bits`` (DESIGN §4: a range that does not fit is an
     error, never a quiet number). A layer that cannot hold its range even with MIN_WEIGHT_BITS
@@ -244,12 +248,17 @@ def _layer_scale(w_limit: float, encodable: float, state_bits: int, frac_max: in
     Loihi weight exponent does: it places the weights anywhere in the state word. Only when
     even ``frac = 0`` cannot hold the range do the weights lose bits.
     """
-    q_max = 2.0 ** (state_bits - 1) / (STATE_HEADROOM * encodable)  # largest Q allowed
+    q_max = _largest_q(encodable, state_bits)
     wscale = min(w_limit, q_max)
     if pow2:
         wscale = 2.0 ** int(np.floor(np.log2(wscale)))
     frac = int(np.clip(np.floor(np.log2(q_max / wscale)), 0, frac_max))
     return wscale, frac
+
+
+def _largest_q(encodable: float, state_bits: int) -> float:
+    """The largest state units per spike amplitude a layer's range allows."""
+    return 2.0 ** (state_bits - 1) / (STATE_HEADROOM * encodable)
 
 
 def _amp_table(terms, nearest: bool) -> np.ndarray:
