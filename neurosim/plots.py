@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 MAX_PANELS = 12
+# every figure a report may hold (write_plots makes those that have data)
+FIGURES = ("energy_by_action.png", "energy_by_layer.png", "accuracy_vs_latency.png",
+           "energy_vs_accuracy.png", "spikes_over_time.png", "pipeline_gantt.png")
 
 
 def _pyplot():
@@ -180,14 +183,15 @@ def _gantt(result, path: Path) -> Path | None:
 def write_plots(result, directory: Path) -> list[Path]:
     """Every figure that has data, into ``directory`` (created if missing)."""
     directory.mkdir(parents=True, exist_ok=True)
+    by_action, by_layer, acc_latency, energy_acc, spikes, gantt = (directory / f for f in FIGURES)
     made = [
-        _stacked(result, "by_action", f"{result.graph.name}: energy by action",
-                 directory / "energy_by_action.png", static=True),
-        _stacked(result, "by_layer", f"{result.graph.name}: dynamic energy by layer",
-                 directory / "energy_by_layer.png", static=False),
-        _accuracy_vs_latency(result, directory / "accuracy_vs_latency.png"),
-        _energy_vs_accuracy(result, directory / "energy_vs_accuracy.png"),
-        _spikes_over_time(result, directory / "spikes_over_time.png"),
-        _gantt(result, directory / "pipeline_gantt.png"),
+        _stacked(result, "by_action", f"{result.graph.name}: energy by action", by_action,
+                 static=True),
+        _stacked(result, "by_layer", f"{result.graph.name}: dynamic energy by layer", by_layer,
+                 static=False),
+        _accuracy_vs_latency(result, acc_latency),
+        _energy_vs_accuracy(result, energy_acc),
+        _spikes_over_time(result, spikes),
+        _gantt(result, gantt),
     ]
     return [p for p in made if p is not None]

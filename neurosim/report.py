@@ -241,7 +241,16 @@ REPORT_FILES = ("report.md", "report.json", "counts.csv")
 
 def write_report_files(result, directory: Path) -> list[Path]:
     """report.json (validated against the shipped schema first), counts.csv, the figures,
-    then report.md linking them; every file written whole. Returns the paths written."""
+    then report.md linking them. Returns the paths written.
+
+    The report is one set of files or none: they are made in a hidden folder inside
+    ``directory`` and moved into place together, Ctrl-C held for the moves; a report file
+    of an earlier run that this one does not make (a figure with no data this time) is
+    removed, so the folder never mixes two runs. Other files in the folder are left alone."""
+    import shutil
+
+    from .interrupt import deferred
+    from .plots import FIGURES
     from .schema import validate_report
 
     check_output_dir(directory)
@@ -251,16 +260,21 @@ def write_report_files(result, directory: Path) -> list[Path]:
     if problems:  # a document that breaks its own contract is a bug, not a user error
         raise RuntimeError("report.json does not match neurosim/schema/report.schema.json: "
                            + "; ".join(problems[:5]))
-    written = []
-    write_json(doc, directory / "report.json")
-    written.append(directory / "report.json")
-    write_atomic(directory / "counts.csv", result.counts_csv())
-    written.append(directory / "counts.csv")
-    figures = result.plots(directory)
-    written += figures
-    write_atomic(directory / "report.md", result.to_markdown([f.name for f in figures]))
-    written.append(directory / "report.md")
-    return written
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=".neurosim-report-"))
+    try:
+        write_json(doc, staging / "report.json")
+        write_atomic(staging / "counts.csv", result.counts_csv())
+        figures = result.plots(staging)
+        write_atomic(staging / "report.md", result.to_markdown([f.name for f in figures]))
+        made = ["report.json", "counts.csv", *(f.name for f in figures), "report.md"]
+        with deferred():
+            for name in set(REPORT_FILES + FIGURES) - set(made):
+                (directory / name).unlink(missing_ok=True)
+            for name in made:
+                os.replace(staging / name, directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [directory / name for name in made]
 
 
 # ---------------------------------------------------------------- text of a result

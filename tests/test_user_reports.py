@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
 from neurosim.cli import main
@@ -224,3 +225,30 @@ def test_sws_warns_too_when_its_weights_give_up_bits_to_the_registers():
             assert all(f"Tc={tc}" in w and "smaller Tc" in w for w in narrowed)
             used = net.info.weight_bits_used[1:]
             assert min(used) <= arithmetic.weight_bits - NARROWED_BITS_WARN + 1
+
+
+def test_report_folder_holds_one_run_whole(tmp_path):
+    """A second report into the same folder removes the first one's figures it does not
+    make; an interrupted write leaves the folder as it was (found by a probe: old figures
+    beside a new report, and a half-written folder after Ctrl-C)."""
+    from neurosim import api
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    first = api.run("digits_mlp", codings=["sws"], limit=4, progress=False)
+    names = {p.name for p in first.write(out)}
+    assert "energy_by_action.png" in names
+    second = api.run("digits_mlp", codings=["sws"], limit=4, precision="float", progress=False)
+    second_names = {p.name for p in second.write(out)}
+    assert "energy_by_action.png" not in second_names
+    assert {p.name for p in out.iterdir()} == second_names | {"notes.txt"}
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(directory):
+        raise KeyboardInterrupt
+
+    first.plots = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        first.write(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-new
