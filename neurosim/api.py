@@ -80,10 +80,345 @@ def _with_overflow_policy(profile, allow_overflow: bool):
                                                                        allow_overflow=True))
 
 
-def _as_list(v, default) -> list:
-    if v is None:
+def _kind(value) -> str:
+    """``16.0 (float)``: a value for a message, short, with its type; never a long text."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _whole_number(name: str, value, least: int, what: str) -> int | None:
+    """``limit``/``seed``: None, or a whole number ≥ ``least`` (ints, numpy integers, whole
+    floats); strings, bools and fractions are refused, not guessed at."""
+    if value is None:
+        return None
+    expected = f"{name}: expected {what} (an int ≥ {least})"
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise UserError(f"{expected}, found {_kind(value)}")
+    if isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)):
+        if not np.isfinite(value) or float(value) != int(value):
+            raise UserError(f"{expected}, found {_kind(value)}")
+        number = int(value)
+    else:
+        raise UserError(f"{expected}, found {_kind(value)}")
+    if number < least:
+        raise UserError(f"{expected}, found {_kind(value)}")
+    return number
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise UserError(f"{name}: expected True or False, found {_kind(value)}")
+    return bool(value)
+
+
+def _check_progress(progress):
+    if progress is None or isinstance(progress, (bool, np.bool_)) or callable(progress):
+        return progress if progress is None or callable(progress) else bool(progress)
+    raise UserError(f"progress: expected None, True, False or a callable, found "
+                    f"{_kind(progress)}")
+
+
+def _coding_value(name: str, key: str, value) -> str:
+    """One parameter of the mapping form of ``codings``, as its spec text."""
+    where = f"codings['{name}']['{key}']"
+    if isinstance(value, (bool, np.bool_)):
+        return "on" if value else "off"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))  # every digit: 0.1 stays 0.1, 1e-7 stays 1e-07
+    if isinstance(value, str):
+        if any(c in value for c in ",=:") or not value.strip():
+            raise UserError(f"{where}: expected a number or a word, found {_kind(value)}")
+        return value
+    raise UserError(f"{where}: expected a number, True/False or a word, found {_kind(value)}")
+
+
+CODINGS_EXPECTED = ("a spec string like 'rate:T=16', a list or tuple of them, or a mapping "
+                    "{'rate': {'T': 16}, 'sws': None}")
+
+
+def codings_specs(codings, default) -> list[str]:
+    """``codings`` as spec strings: one spec, a list or tuple of specs, or a mapping
+    ``{name: {key: value}}`` (None or ``{}`` = the scheme's defaults). Nothing else: an entry
+    that is not a string would otherwise be read as something it is not."""
+    from collections.abc import Mapping
+
+    if codings is None:
         return list(default)
-    return [v] if isinstance(v, (str, Path)) else list(v)
+    if isinstance(codings, str):
+        specs = [codings]
+    elif isinstance(codings, Mapping):
+        specs = []
+        for name, params in codings.items():
+            if not isinstance(name, str):
+                raise UserError(f"codings: a mapping's keys must be coding names (str), found "
+                                f"{_kind(name)}; expected {CODINGS_EXPECTED}")
+            if params is None:
+                params = {}
+            if not isinstance(params, Mapping):
+                raise UserError(f"codings['{name}']: expected a mapping of parameters such as "
+                                f"{{'T': 16}} (or None for the defaults), found {_kind(params)}")
+            items = []
+            for key, value in params.items():
+                if not isinstance(key, str) or not key.strip() or any(c in key for c in ",=:"):
+                    raise UserError(f"codings['{name}']: expected parameter names (str), found "
+                                    f"{_kind(key)}")
+                items.append(f"{key}={_coding_value(name, key, value)}")
+            specs.append(name + (":" + ",".join(items) if items else ""))
+    elif isinstance(codings, (list, tuple)):
+        specs = list(codings)
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, str):
+                raise UserError(f"codings[{i}]: expected a spec string like 'rate:T=16', found "
+                                f"{_kind(spec)}; codings takes {CODINGS_EXPECTED}")
+    else:
+        raise UserError(f"codings: expected {CODINGS_EXPECTED}, found {_kind(codings)}")
+    if not specs:
+        raise UserError(f"codings: no coding given (found an empty {type(codings).__name__}); "
+                        f"expected {CODINGS_EXPECTED}, or 'all' for every scheme")
+    return specs
+
+
+def _is_profile(h) -> bool:
+    from .hw.profile import Profile
+
+    return isinstance(h, Profile)
+
+
+def hw_list(hw, default) -> list:
+    """``hw`` as a list of names, paths and loaded Profiles."""
+    import os
+
+    if hw is None:
+        return list(default)
+    items = list(hw) if isinstance(hw, (list, tuple)) else [hw]
+    if not items:
+        raise UserError(f"hw: expected at least one profile, found an empty "
+                        f"{type(hw).__name__}; expected a bundled name such as '{DEFAULT_HW}', "
+                        f"a YAML path, a loaded Profile, or a list of them")
+    out = []
+    for i, h in enumerate(items):
+        if isinstance(h, os.PathLike) and not isinstance(h, Path):
+            h = Path(os.fspath(h))
+        if not (isinstance(h, (str, Path)) or _is_profile(h)):
+            where = f"hw[{i}]" if isinstance(hw, (list, tuple)) else "hw"
+            raise UserError(f"{where}: expected a bundled profile name such as '{DEFAULT_HW}', "
+                            f"a YAML path or a loaded neurosim.hw.profile.Profile (or a list "
+                            f"of them), found {_kind(h)}")
+        out.append(h)
+    return out
+
+
+def _profile_label(h) -> str:
+    """How a ``hw`` item is named in messages."""
+    return f"Profile '{h.name}'" if _is_profile(h) else str(h)
+
+
+def _shown_loaded_profile(profile) -> str | None:
+    """A Profile object given as ``hw``: shown as the file it was loaded from (None when
+    bundled), or as in-memory when it differs from that file."""
+    from .hw.profile import bundled_dir, load_profile
+
+    try:
+        same = load_profile(profile.path) == dataclasses.replace(
+            profile, arithmetic=dataclasses.replace(profile.arithmetic, allow_overflow=False))
+    except (UserError, OSError, TypeError, ValueError):
+        same = False
+    if not same:
+        return f"(in-memory Profile '{profile.name}')"
+    try:
+        bundled = Path(profile.path).resolve().parent == bundled_dir().resolve()
+    except OSError:
+        bundled = False
+    return None if bundled else str(profile.path)
+
+
+MODEL_EXPECTED = (f"a bundled model name such as '{DEFAULT_MODEL}', a path to an .onnx file, "
+                  f"an onnx.ModelProto, or None for {DEFAULT_MODEL}")
+IN_MEMORY_MODEL = "(in-memory onnx.ModelProto)"
+
+
+def _check_model(model):
+    """``model`` as None, a str or an onnx.ModelProto; a type error up front."""
+    import os
+
+    if model is None:
+        return None
+    if isinstance(model, os.PathLike):
+        return os.fsdecode(model)
+    if isinstance(model, str):
+        if not model.strip():
+            raise UserError(f"model: found an empty string; expected {MODEL_EXPECTED}")
+        return model
+    if type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx"):
+        return model
+    raise UserError(f"model: expected {MODEL_EXPECTED}, found a value of type "
+                    f"{type(model).__name__}")
+
+
+def _load_model(model):
+    """(graph, file shown in messages, model_path for the report) of a checked ``model``."""
+    from .onnx_import import load_onnx
+
+    if isinstance(model, str) or model is None:
+        model_file = resolve_model(model)
+        return load_onnx(model_file, model_file.stem), model_file, _shown_model_path(model)
+    # an onnx.ModelProto: load_onnx reads files, so the proto goes through a temporary one
+    import tempfile
+
+    import onnx
+
+    name = model.graph.name if model.HasField("graph") else ""
+    if not name or len(name) > 64 or "/" in name or "\\" in name:
+        name = "model"
+    with tempfile.TemporaryDirectory(prefix="neurosim-model-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            onnx.save(model, str(path))
+        except Exception as exc:  # e.g. a proto over 2 GB
+            raise UserError(f"model: cannot serialize the onnx.ModelProto "
+                            f"({type(exc).__name__}: {str(exc)[:200]}); save it with onnx.save "
+                            f"and pass the file's path") from None
+        try:
+            graph = load_onnx(path, name)
+        except UserError as e:
+            raise UserError(str(e).replace(str(path), "model (onnx.ModelProto)")) from None
+    return graph, f"model ({IN_MEMORY_MODEL})", IN_MEMORY_MODEL
+
+
+@dataclass
+class _Arrays:
+    """In-memory ``data``/``calib`` checked up front; the images are checked against the
+    model's input shape once it is read."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray | None
+
+
+def _array(arg: str, key: str, value) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except Exception as exc:  # ragged nested lists and the like
+        raise UserError(f"{arg}: {key} cannot be made an array of numbers "
+                        f"({type(exc).__name__}; nested lists of different lengths?); expected "
+                        f"a numpy array") from None
+    if a.dtype.kind not in "fiub":
+        raise UserError(f"{arg}: {key} has dtype {a.dtype}; expected numbers")
+    return a
+
+
+def _data_arg(arg: str, value, labels: bool):
+    """``data``/``calib``: None or a str (named or a path: read later by neurosim.data), or
+    arrays in memory: (x, y), {'x': x, 'y': y}, a neurosim.data.Dataset, or (calib only) x."""
+    import os
+    from collections.abc import Mapping
+
+    from .data import Dataset, check_label_array
+
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(os.fspath(value))
+    if isinstance(value, str):
+        return value
+    pair = "(x, y)" if labels else "x, (x, y)"
+    expected = (f"'digits', 'digits:SPLIT', a path to an .npz file, or arrays: {pair}, "
+                f"{{'x': x, 'y': y}} or a neurosim.data.Dataset")
+    if isinstance(value, Dataset):
+        x, y, name = value.x, value.y, value.name if isinstance(value.name, str) else ""
+    elif isinstance(value, tuple):
+        if len(value) != 2:
+            raise UserError(f"{arg}: a tuple must be (x, y), found {len(value)} items; expected "
+                            f"{expected}")
+        (x, y), name = value, ""
+    elif isinstance(value, Mapping):
+        missing = [k for k in (("x", "y") if labels else ("x",)) if k not in value]
+        if missing:
+            raise UserError(f"{arg}: a dict needs key(s) {missing} (found "
+                            f"{[str(k)[:20] for k in value][:8]}); expected {expected}")
+        x, y, name = value["x"], value.get("y"), ""
+    elif isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        if labels:
+            raise UserError(f"{arg}: found an array of images without labels (shape "
+                            f"{tuple(np.shape(value))}); accuracy needs them: expected (x, y) "
+                            f"with y the (N,) integer class labels, or {{'x': x, 'y': y}}")
+        x, y, name = value, None, ""
+    else:
+        raise UserError(f"{arg}: expected {expected}, found a value of type "
+                        f"{type(value).__name__}")
+    x = _array(arg, "x", x)
+    if x.ndim == 0:
+        raise UserError(f"{arg}: x is a single number; expected images of shape "
+                        f"(N, *input shape)")
+    if labels:
+        if y is None:
+            raise UserError(f"{arg}: no labels (y is None); accuracy needs them: expected "
+                            f"(x, y) with y the (N,) integer class labels")
+        y = check_label_array(_array(arg, "y", y), len(x), arg)
+    else:
+        y = None  # calibration needs no labels; like an .npz's y, given ones are not used
+    return _Arrays(name or "arrays", x, y)
+
+
+def _dataset(arg: str, arrays: _Arrays, input_shape, labels: bool):
+    """A Dataset of checked in-memory arrays: images shaped for the model, finite, in range
+    (neurosim.data's checks); path is what messages name."""
+    from .data import Dataset, check_images
+
+    where = f"{arg} (in-memory arrays)"
+    x = check_images(where, arrays.x, input_shape)
+    if labels:
+        y = arrays.y
+    else:
+        if not np.any(x):
+            raise UserError(f"{where}: the calibration images x are all zero: no activation "
+                            f"scale can be measured on them; expected images like the test "
+                            f"data")
+        y = np.full(len(x), -1, np.int64)
+    return Dataset(arrays.name, where, x, y)
+
+
+def _shown_as(ds, path: str):
+    from .data import Dataset
+
+    return Dataset(ds.name, path, ds.x, ds.y)
+
+
+@dataclass
+class Args:
+    """The arguments of run/compare/check, checked for type and range before any file is
+    read: limit, seed, allow_overflow, codings, model, hw, data, calib."""
+
+    model: Any
+    hws: list
+    specs: list[str]
+    data: Any
+    calib: Any
+    limit: int | None
+    seed: int | None
+    allow_overflow: bool
+
+
+def check_args(model=None, hw=None, codings=None, data=None, calib=None, limit=None,
+               seed=None, allow_overflow=False, default_codings=DEFAULT_CODINGS) -> Args:
+    from .schemes import expand_codings
+
+    limit = _whole_number("limit", limit, 1, "a positive number of images")
+    seed = _whole_number("seed", seed, 0, "a non-negative whole number")
+    allow_overflow = _check_flag("allow_overflow", allow_overflow)
+    specs = codings_specs(codings, default_codings)
+    expand_codings(specs)  # a bad --coding fails here, before the model is read
+    model = _check_model(model)
+    hws = hw_list(hw, [DEFAULT_HW])
+    data = _data_arg("data", data, labels=True)
+    calib = _data_arg("calib", calib, labels=False)
+    return Args(model, hws, specs, data, calib, limit, seed, allow_overflow)
 
 
 @dataclass
@@ -97,25 +432,19 @@ class Inputs:
     data: Any
     calib: Any
     codings: list[str]
+    seed: int | None = None     # as a Python int
 
 
 def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=None,
                 seed=None, allow_overflow=False, default_codings=DEFAULT_CODINGS) -> Inputs:
-    """Check and load everything a run needs, cheapest checks first: a bad coding, limit or
-    seed fails before the model is read."""
+    """Check and load everything a run needs, cheapest checks first: a bad argument type,
+    coding, limit or seed fails before the model is read."""
     from .data import check_labels, check_scale, load_calibration, load_data
     from .hw.profile import load_profile
-    from .onnx_import import load_onnx
-    from .schemes import expand_codings
 
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise UserError(f"--limit must be a positive number of images, found {limit}")
-    if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
-        raise UserError(f"--seed must be a non-negative integer, found {seed}")
-    specs = _as_list(codings, default_codings)
-    expand_codings(specs)  # a bad --coding fails here, before the model is read
-    model_file = resolve_model(model)
-    graph = load_onnx(model_file, model_file.stem)
+    a = check_args(model, hw, codings, data, calib, limit, seed, allow_overflow,
+                   default_codings)
+    graph, model_file, model_path = _load_model(a.model)
     out = tuple(graph.output_shape)
     if len(out) != 1 or out[0] < 2:
         raise UserError(f"{model_file}: the output '{graph.output}' has shape {out} per image; "
@@ -125,21 +454,34 @@ def load_inputs(model=None, hw=None, codings=None, data=None, calib=None, limit=
         raise UserError(f"{model_file}: no layer to convert: the output '{graph.output}' is "
                         f"computed from the input without any Conv, Gemm or MatMul; expected a "
                         f"network with at least one weighted layer")
-    hws = _as_list(hw, [DEFAULT_HW])
-    profiles = [_with_overflow_policy(load_profile(h), allow_overflow) for h in hws]
+    hws = a.hws
+    profiles = [_with_overflow_policy(h if _is_profile(h) else load_profile(h),
+                                      a.allow_overflow) for h in hws]
     seen: dict[str, str] = {}
     for h, p in zip(hws, profiles):  # tables, report sections and CSV rows go by the name
         if p.name in seen:
-            raise UserError(f"--hw {seen[p.name]} and --hw {h} are both profiles named "
-                            f"'{p.name}'; expected distinct names (edit the 'name:' of a copy)")
-        seen[p.name] = str(h)
-    test = load_data(data, graph.input_shape).head(limit)
+            raise UserError(f"--hw {seen[p.name]} and --hw {_profile_label(h)} are both "
+                            f"profiles named '{p.name}'; expected distinct names (edit the "
+                            f"'name:' of a copy)")
+        seen[p.name] = _profile_label(h)
+    in_memory = isinstance(a.data, _Arrays), isinstance(a.calib, _Arrays)
+    if in_memory[0]:
+        test = _dataset("data", a.data, graph.input_shape, labels=True).head(a.limit)
+    else:
+        test = load_data(a.data, graph.input_shape).head(a.limit)
     check_labels(test, out[0])
-    calibration = load_calibration(calib, graph.input_shape)
-    check_scale(test, calibration)
-    return Inputs(graph, _shown_model_path(model), profiles,
-                  [_shown_profile_path(h, p) for h, p in zip(hws, profiles)], test, calibration,
-                  specs)
+    if in_memory[1]:
+        calibration = _dataset("calib", a.calib, graph.input_shape, labels=False)
+    else:
+        calibration = load_calibration(a.calib, graph.input_shape)
+    if any(in_memory):  # messages name the arguments, not options of the command line
+        check_scale(*(_shown_as(ds, "(in-memory arrays)") if mem else ds
+                      for ds, mem in zip((test, calibration), in_memory)), "data", "calib")
+    else:
+        check_scale(test, calibration)
+    shown = [_shown_loaded_profile(p) if _is_profile(h) else _shown_profile_path(h, p)
+             for h, p in zip(hws, profiles)]
+    return Inputs(graph, model_path, profiles, shown, test, calibration, a.specs, a.seed)
 
 
 # ------------------------------------------------------------------------ the result
@@ -153,6 +495,16 @@ class CodingTrace:
     counts_by_layer: np.ndarray   # (layers, actions), mean per inference
     spikes_by_step: np.ndarray    # (layers, steps), spikes (+ and −) per inference
     gantt: list | None = None     # pipeline intervals (core, frame, start_s, end_s), when modelled
+
+
+def _fmt_acc(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _run_brief(run: dict) -> str:
+    """``rate:T=16 fixed 0.8750 float 0.9000``: a run entry in a repr."""
+    acc = run.get("accuracy") or {}
+    return f"{run.get('coding')} fixed {_fmt_acc(acc.get('fixed'))} float {_fmt_acc(acc.get('float'))}"
 
 
 @dataclass
@@ -176,6 +528,12 @@ class ProfileResult:
     @property
     def name(self) -> str:
         return self.profile.name
+
+    def __repr__(self) -> str:
+        return (f"<neurosim ProfileResult {self.name}: "
+                + (", ".join(_run_brief(r) for r in self.runs) or "no runs")
+                + (f"; not run: {', '.join(n['coding'] for n in self.not_run)}"
+                   if self.not_run else "") + ">")
 
     def hw_dict(self, with_mapping: bool = True) -> dict:
         from .hw.mapping import mapping_to_dict
@@ -206,6 +564,16 @@ class Result:
     @property
     def runs(self) -> list[dict]:
         return self.profiles[0].runs
+
+    def __repr__(self) -> str:
+        """A few lines: the inputs, and each profile's codings with their accuracies (the
+        generated repr would print the whole graph and pipeline, ~60,000 characters)."""
+        head = (f"<neurosim.Result {self.command}: model {self.graph.name}, data "
+                f"{self.data.name} ({len(self.data)} images), precision {self.precision}, "
+                f"ANN accuracy {_fmt_acc(self.ann_accuracy)}")
+        lines = [f"  {p.name}: " + (", ".join(_run_brief(r) for r in p.runs) or "no runs")
+                 for p in self.profiles]
+        return "\n".join([head] + lines) + ">"
 
     @property
     def profile(self):
@@ -337,13 +705,18 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
         command: str = "run") -> Result:
     """Measure ``model`` under each coding on each profile.
 
-    model      bundled name (``digits_cnn``, default) or ONNX path
-    hw         bundled profile name or YAML path, or a list of them (one result each)
-    codings    coding specs, e.g. ``["sws:Tc=6", "rate:T=128"]``; ``"all"`` = every scheme
-    data       ``digits`` (default), ``digits:calibration`` or an .npz path with x and y
-    calib      calibration images (default: the digits calibration split, for 1×8×8 models)
+    model      bundled name (``digits_cnn``, default), ONNX path or an ``onnx.ModelProto``
+    hw         bundled profile name, YAML path or loaded ``Profile``, or a list of them (one
+               result each)
+    codings    coding specs, e.g. ``["sws:Tc=6", "rate:T=128"]`` or ``{"rate": {"T": 128},
+               "sws": None}``; ``"all"`` = every scheme
+    data       ``digits`` (default), ``digits:calibration``, an .npz path with x and y, or
+               arrays: ``(x, y)``, ``{"x": x, "y": y}`` or a ``neurosim.data.Dataset``
+    calib      calibration images (default: the digits calibration split, for 1×8×8 models),
+               given as ``data`` is, or as an array ``x`` alone (no labels needed)
     limit      only the first ``limit`` images; ``seed`` for codings that draw random numbers
     precision  ``float``, ``fixed`` or ``both``
+    allow_overflow  True: run a coding whose registers overflow, with a warning
     progress   ``None``/``True``: a progress bar on stderr when it is a terminal and the run
                takes over ~2 s; ``False``: none; a callable ``(label, done, total)``: yours
     """
@@ -354,8 +727,12 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     from .report import layer_sizes
     from .simulate import PRECISIONS, run_codings
 
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, found '{precision}'")
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, found "
+                        f"{_kind(precision)}")
+    if command not in ("run", "compare"):
+        raise UserError(f"command: expected 'run' or 'compare', found {_kind(command)}")
+    progress = _check_progress(progress)
     inputs = load_inputs(model, hw, codings, data, calib, limit, seed, allow_overflow,
                          default_codings=["all"] if command == "compare" else DEFAULT_CODINGS)
     graph, test = inputs.graph, inputs.data
@@ -392,7 +769,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
             where = f"profile '{profile.name}'" + (f" ({shown})" if shown else "")
             try:
                 runs = run_codings(graph, test, inputs.calib, inputs.codings, precision, profile,
-                                   progress=progress, seed=seed, on_result=keep,
+                                   progress=progress, seed=inputs.seed, on_result=keep,
                                    not_run=not_run)
             except UserError as e:
                 if len(inputs.profiles) == 1:
@@ -431,6 +808,13 @@ class CheckResult:
     profile_path: str | None
     results: list[dict]
 
+    def __repr__(self) -> str:
+        codings = list(dict.fromkeys(str(r.get("coding")) for r in self.results
+                                     if isinstance(r, dict)))
+        return (f"<neurosim.CheckResult: model {self.graph.name}, data {self.data.name} "
+                f"({len(self.data)} images), hw {self.profile.name}, "
+                f"{len(self.results)} result(s) for {', '.join(codings) or 'no coding'}>")
+
     def to_json(self) -> dict:
         from .report import document, model_dict
 
@@ -439,6 +823,7 @@ class CheckResult:
         doc = document(model=model, data={"name": self.data.name, "images": len(self.data)},
                        hw={"name": self.profile.name, "path": self.profile_path,
                            "bundled": self.profile_path is None}, ann=None, runs=None)
+        del doc["ann"], doc["runs"]  # a check has neither: schema $defs/check_document
         doc["check"] = self.results
         return doc
 
@@ -451,10 +836,21 @@ class CheckResult:
 
 def check(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=None,
           limit: int | None = None, seed: int | None = None, allow_overflow: bool = False,
-          progress: Callable | None = None) -> CheckResult:
-    """Fixed point versus float for each coding on one profile (``neurosim check``)."""
+          progress: Callable | bool | None = None) -> CheckResult:
+    """Fixed point versus float for each coding on one profile (``neurosim check``).
+
+    ``progress``: a callable ``(what)`` called with each step's label; ``True``: those labels
+    on stderr; ``None``/``False``: none. The other arguments are those of ``run``."""
+    import sys
+
     from .check import check as check_codings
 
+    progress = _check_progress(progress)
+    if progress is True:
+        def progress(what):
+            print(f"  {what}", file=sys.stderr)
+    elif progress is False:
+        progress = None
     inputs = load_inputs(model, hw, codings, data, calib, limit, seed, allow_overflow)
     results = check_codings(inputs.graph, inputs.data, inputs.calib, inputs.codings,
                             inputs.profiles[0], progress=progress)

@@ -192,6 +192,9 @@ def _check_cheap(args) -> None:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, found {args.seed}")
     expand_codings(args.coding or (["all"] if args.command == "compare" else DEFAULT_CODING))
+    if args.model is not None and not args.model.strip():
+        raise UserError(f"MODEL is an empty string; expected a bundled model name (see "
+                        f"'neurosim models'; default {DEFAULT_MODEL}) or a path to an .onnx file")
     _check_outputs(args)
 
 
@@ -242,7 +245,15 @@ def cmd_check(args) -> int:
                        if sys.stderr.isatty() else None, **_api_options(args))
     print(result.summary())
     if args.json:
-        _write_json(result.to_json(), args.json)
+        from .report import finite_or_null
+        from .schema import validate_check
+
+        doc = result.to_json()
+        problems = validate_check(finite_or_null(doc))
+        if problems:  # a document that breaks its own contract is a bug, not a user error
+            raise RuntimeError("check's document does not match $defs/check_document of "
+                               "neurosim/schema/report.schema.json: " + "; ".join(problems[:5]))
+        _write_json(doc, args.json)
     return 0
 
 

@@ -79,7 +79,7 @@ def load_data(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
         ds = digits(spec.split(":", 1)[1])
     else:
         ds = _load_npz(Path(spec))
-        return Dataset(ds.name, ds.path, _images(Path(spec), ds.x, input_shape), ds.y)
+        return Dataset(ds.name, ds.path, check_images(Path(spec), ds.x, input_shape), ds.y)
     if ds.x.shape[1:] != tuple(input_shape):
         raise UserError(f"--data {spec or 'digits'}: the bundled digits images have "
                         f"shape {ds.x.shape[1:]}, but the model expects {tuple(input_shape)}; pass "
@@ -114,7 +114,7 @@ def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
     path = Path(spec)
     arrays = _read_npz(path, ("x",), "calibration file", "array x of calibration images "
                        "(N, *input shape); array y may be labels or absent")
-    x = _images(path, arrays["x"], input_shape)
+    x = check_images(path, arrays["x"], input_shape)
     if not np.any(x):
         raise UserError(f"{path}: the calibration images in array 'x' are all zero: no activation "
                         f"scale can be measured on them; expected images like the test data")
@@ -189,7 +189,9 @@ def _shape_hint(shape: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
     return ""
 
 
-def _images(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
+def check_images(path, x: np.ndarray, input_shape) -> np.ndarray:
+    """Images ``x`` for a model taking ``input_shape`` as float64, or a UserError naming
+    ``path`` (a file, or what names arrays given in memory) with what is wrong."""
     if x.ndim >= 1 and len(x) == 0 and x.shape[1:] == tuple(input_shape):
         raise UserError(f"{path}: array 'x' holds no images (shape {x.shape}); expected x of "
                         f"shape (N, {', '.join(map(str, input_shape))}) with N > 0")
@@ -240,26 +242,31 @@ def check_scale(data: Dataset, calib: Dataset, data_opt: str = "--data",
                         f"as the model was trained")
 
 
-def _load_npz(path: Path) -> Dataset:
-    arrays = _read_npz(path, ("x", "y"), "data file", NPZ_CONTENT)
-    y = arrays["y"]
-    if arrays["x"].ndim == 0:
-        raise UserError(f"{path}: array 'x' has shape () (a single number); expected {NPZ_CONTENT}")
-    n = len(arrays["x"])
+def check_label_array(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    """Labels ``y`` for ``n`` images as (n,) int64 class labels, or a UserError naming
+    ``where`` that says what is wrong (one-hot, a column, fractions, another length)."""
     if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
         onehot = np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
-        raise UserError(f"{path}: array 'y' has shape {y.shape}; expected ({n},) integer class "
+        raise UserError(f"{where}: array 'y' has shape {y.shape}; expected ({n},) integer class "
                         f"labels" + ("; it looks one-hot: use y.argmax(1)" if onehot else ""))
     if y.ndim == 2 and y.shape == (n, 1):
-        raise UserError(f"{path}: array 'y' has shape {y.shape}; expected ({n},) integer class "
+        raise UserError(f"{where}: array 'y' has shape {y.shape}; expected ({n},) integer class "
                         f"labels: use y.ravel()")
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # whole numbers stored as floats (e.g. saved from a torch tensor)
     if y.dtype.kind not in "iu":
         frac = y.dtype.kind == "f" and np.all(np.isfinite(y))
-        raise UserError(f"{path}: array 'y' has dtype {y.dtype}; expected integer class labels"
+        raise UserError(f"{where}: array 'y' has dtype {y.dtype}; expected integer class labels"
                         + ("; found values that are not whole numbers, e.g. "
                            f"{y[y != np.round(y)].reshape(-1)[0]:g}" if frac else ""))
-    if y.ndim != 1 or len(y) != len(arrays["x"]):
-        raise UserError(f"{path}: expected 'y' of shape ({len(arrays['x'])},), found {y.shape}")
-    return Dataset(path.stem, str(path), arrays["x"], y.astype(np.int64))
+    if y.ndim != 1 or len(y) != n:
+        raise UserError(f"{where}: expected 'y' of shape ({n},), found {y.shape}")
+    return y.astype(np.int64)
+
+
+def _load_npz(path: Path) -> Dataset:
+    arrays = _read_npz(path, ("x", "y"), "data file", NPZ_CONTENT)
+    if arrays["x"].ndim == 0:
+        raise UserError(f"{path}: array 'x' has shape () (a single number); expected {NPZ_CONTENT}")
+    y = check_label_array(arrays["y"], len(arrays["x"]), str(path))
+    return Dataset(path.stem, str(path), arrays["x"], y)

@@ -128,7 +128,17 @@ def test_check_reports_layers_and_weight_sweep(capsys, tmp_path):
     code, out, err = run_cli(capsys, "check", "digits_mlp", "--limit", "60", "--json",
                              str(out_json))
     assert code == 0, err
-    (r,) = json.loads(out_json.read_text())["check"]
+    doc = json.loads(out_json.read_text())
+    from neurosim.schema import report_schema, validate_check
+
+    assert validate_check(doc) == [] and "ann" not in doc and "runs" not in doc
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = report_schema()
+    jsonschema.validate(doc, {"$ref": "#/$defs/check_document", "$defs": schema["$defs"],
+                              "properties": schema["properties"]})
+    bad = dict(doc, check=[dict(doc["check"][0], agreement=1.5)])
+    assert validate_check(bad)
+    (r,) = doc["check"]
     assert [w["weight_bits"] for w in r["weight_bits_sweep"]] == list(range(4, 13))
     assert len(r["layers"]) == 4  # encoder, two hidden layers, readout
     assert r["layers"][0]["mean_abs_error_over_lambda"] == 0.0  # the encoder is exact
