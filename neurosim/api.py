@@ -25,6 +25,7 @@ import numpy as np
 
 from .check import warn_conversion_loss
 from .errors import UserError, did_you_mean
+from .report import images
 
 DEFAULT_MODEL = "digits_cnn"
 DEFAULT_HW = "loihi_like"
@@ -569,7 +570,7 @@ class Result:
         """A few lines: the inputs, and each profile's codings with their accuracies (the
         generated repr would print the whole graph and pipeline, ~60,000 characters)."""
         head = (f"<neurosim.Result {self.command}: model {self.graph.name}, data "
-                f"{self.data.name} ({len(self.data)} images), precision {self.precision}, "
+                f"{self.data.name} ({images(len(self.data))}), precision {self.precision}, "
                 f"ANN accuracy {_fmt_acc(self.ann_accuracy)}")
         lines = [f"  {p.name}: " + (", ".join(_run_brief(r) for r in p.runs) or "no runs")
                  for p in self.profiles]
@@ -812,7 +813,7 @@ class CheckResult:
         codings = list(dict.fromkeys(str(r.get("coding")) for r in self.results
                                      if isinstance(r, dict)))
         return (f"<neurosim.CheckResult: model {self.graph.name}, data {self.data.name} "
-                f"({len(self.data)} images), hw {self.profile.name}, "
+                f"({images(len(self.data))}), hw {self.profile.name}, "
                 f"{len(self.results)} result(s) for {', '.join(codings) or 'no coding'}>")
 
     def to_json(self) -> dict:
@@ -830,7 +831,7 @@ class CheckResult:
     def summary(self) -> str:
         from .check import format_check
 
-        return (f"model {self.graph.name}, data {self.data.name} ({len(self.data)} images), "
+        return (f"model {self.graph.name}, data {self.data.name} ({images(len(self.data))}), "
                 f"hw {self.profile.name}\n\n" + format_check(self.results, self.profile.name))
 
 

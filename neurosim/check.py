@@ -19,6 +19,7 @@ from . import ann
 from .data import Dataset
 from .graph import Conv, Dense, Graph
 from .report import format_warnings
+from .simulate import conversion_warnings
 from .schemes import expand_codings, format_spec, get_scheme
 
 SWEEP_BITS = tuple(range(4, 13))
@@ -50,6 +51,7 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
         snn = scheme.build(graph, calib.x, params)
         flt = scheme.simulate(snn, data.x)
         fixed = scheme.quantize(snn, profile.arithmetic)
+        warnings = conversion_warnings(snn, fixed)
         fx = scheme.simulate_fixed(fixed, data.x, trace=True)
         lams = {p.name: p.lam for p in snn.populations}
         layers = []
@@ -86,7 +88,7 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
             "coding": format_spec(name, params, only_changed=True),
             "accuracy": {"float": flt.accuracy(data.y), "fixed": fx.accuracy(data.y)},
             "ann_accuracy": ann_accuracy,
-            "warnings": [],
+            "warnings": warnings,
             "agreement": float(np.mean(flt.predictions() == fx.predictions())),
             "overflows": int(fx.counts.total()["overflow"]),
             "layers": layers,
@@ -153,7 +155,7 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
               f"{l['overflows']:,}",
               "-" if l["weight_bits_used"] is None else f"{l['weight_bits_used']:.1f}",
               "-" if l["frac_bits"] is None else l["frac_bits"],
-              "-" if l["register_high_over_theta"] is None else f"{l['register_high_over_theta']:,.0f}",
+              _high(l["register_high_over_theta"]),
               "-" if "state_bits_needed" not in l else (
                   "overflow" if l["state_bits_needed"] is None else l["state_bits_needed"]),
               l.get("state_bits_worst_case", "-")]
@@ -194,6 +196,14 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
               "the rest is spiking arithmetic.", 100))
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def _high(v: float | None) -> str:
+    """A high-water mark in thresholds: whole numbers up to a million, then 3 digits and an
+    exponent (a 62-bit register's 4,423,335,278,542,844 widened the table past 100 columns)."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v < 1e6 else f"{v:.3g}"
 
 
 def _joins(by_projection: dict | None) -> list[tuple[str, float | None]]:

@@ -51,7 +51,10 @@ def _label(result, profile, run) -> str:
 
 
 def _priced(result):
-    return [(p, r) for p in result.profiles for r in p.runs if r["energy_pj"]]
+    """The runs with an energy above zero (a profile may price every action 0 pJ: nothing to
+    draw, and a log axis cannot show it)."""
+    return [(p, r) for p in result.profiles for r in p.runs
+            if r["energy_pj"] and r["energy_pj"]["total"] > 0]
 
 
 def _stacked(result, key: str, title: str, path: Path, static: bool) -> Path | None:
@@ -61,6 +64,9 @@ def _stacked(result, key: str, title: str, path: Path, static: bool) -> Path | N
         return None
     parts = list(dict.fromkeys(k for _, r in items for k, v in r["energy_pj"][key].items()
                                if v > 0))
+    statics = np.array([r["energy_pj"].get("static", 0.0) for _, r in items]) / 1e6
+    if not parts and not (static and statics.any()):
+        return None
     labels = [_label(result, p, r) for p, r in items]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(items) + 1.8))
     left = np.zeros(len(items))
@@ -69,10 +75,8 @@ def _stacked(result, key: str, title: str, path: Path, static: bool) -> Path | N
         vals = np.array([r["energy_pj"][key].get(part, 0.0) for _, r in items]) / 1e6
         ax.barh(labels, vals, left=left, color=cmap(i % 20), label=part)
         left += vals
-    if static:
-        vals = np.array([r["energy_pj"].get("static", 0.0) for _, r in items]) / 1e6
-        if vals.any():
-            ax.barh(labels, vals, left=left, color="lightgrey", hatch="//", label="static")
+    if static and statics.any():
+        ax.barh(labels, statics, left=left, color="lightgrey", hatch="//", label="static")
     ax.invert_yaxis()
     ax.set_xlabel("µJ per inference")
     ax.set_title(title)
@@ -115,15 +119,16 @@ def _energy_vs_accuracy(result, path: Path) -> Path | None:
     cmap = plt.get_cmap("tab10")
     for k, p in enumerate(result.profiles):
         color = cmap(k % 10)
-        for r in p.runs:
-            if not r["energy_pj"] or _accuracy(r) is None:
+        for q, r in items:
+            if q is not p or _accuracy(r) is None:
                 continue
             e = r["energy_pj"]["total"] / 1e6
             ax.scatter(_accuracy(r), e, color=color, s=30)
             ax.annotate(r["coding"], (_accuracy(r), e), fontsize=7, xytext=(4, 3),
                         textcoords="offset points")
-        ax.axhline(p.ann_energy_pj / 1e6, color=color, ls="--", lw=0.8,
-                   label=f"ANN MACs on {p.name}")
+        if p.ann_energy_pj > 0:
+            ax.axhline(p.ann_energy_pj / 1e6, color=color, ls="--", lw=0.8,
+                       label=f"ANN MACs on {p.name}")
         ax.scatter([], [], color=color, label=f"SNN on {p.name} (dynamic + static)")
     ax.set_yscale("log")
     ax.set_xlabel("accuracy (fixed point)")

@@ -278,6 +278,11 @@ def write_report_files(result, directory: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------- text of a result
+def images(n: int) -> str:
+    """'1 image', '360 images'."""
+    return f"{n:,} image" + ("" if n == 1 else "s")
+
+
 def _shown(name: str, path: str | None) -> str:
     return f"{name}  (bundled)" if path is None else f"{name}  ({path})"
 
@@ -288,8 +293,8 @@ def format_summary(result) -> str:
 
     g, acc, n = result.graph, result.ann_accuracy, len(result.data)
     if result.command == "compare":
-        lines = [f"model {g.name}, data {result.data.name} ({n} images), calibration "
-                 f"{result.calib.name} ({len(result.calib)} images)\nANN accuracy {acc:.4f}"]
+        lines = [f"model {g.name}, data {result.data.name} ({images(n)}), calibration "
+                 f"{result.calib.name} ({images(len(result.calib))})\nANN accuracy {acc:.4f}"]
         for p in result.profiles:
             lines += ["", format_comparison(p.runs, acc, result.macs, p.ann_energy_pj, p.name)]
         if len(result.profiles) > 1:
@@ -298,8 +303,8 @@ def format_summary(result) -> str:
                       profiles_side_by_side(result)]
         return "\n".join(lines)
     lines = [f"model  {_shown(g.name, result.model_path)}", model_table(g), "",
-             f"data   {result.data.name}: {n} images   (calibration: {result.calib.name}, "
-             f"{len(result.calib)} images)",
+             f"data   {result.data.name}: {images(n)}   (calibration: {result.calib.name}, "
+             f"{images(len(result.calib))})",
              f"ANN    accuracy {acc:.4f}  ({round(acc * n)}/{n})"]
     for p in result.profiles:
         lines += ["", f"hw     {_shown(p.name, p.path)}",
@@ -348,8 +353,9 @@ def format_runs(runs: list[dict], ann_accuracy: float, ann_energy_pj: float | No
             _overflows(r["overflows"])])
         if e:
             parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
-            shares = ", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
-                               if e["dynamic"] and v > 0)
+            shares = (", ".join(f"{k} {100 * v / e['dynamic']:.0f}%" for k, v in parts[:4]
+                                if v > 0) if e["dynamic"] > 0
+                      else "none (the profile prices every counted action at 0 pJ)")
             bound = e.get("static_serial_bound")
             static = (f"; static power over the pipeline's steady-state time per frame adds "
                       f"{e['static'] / 1e6:.3f} µJ (serial bound {bound / 1e6:.3f} µJ)"
@@ -537,8 +543,8 @@ def format_markdown(result, figures=()) -> str:
            f"Written by neurosim {__version__}; every number below comes from this run.", "",
            f"- model: {model}, {result.model_dict()['populations']} spiking populations, "
            f"{g.params():,} parameters, {result.macs:,} MACs per inference",
-           f"- data: {result.data.name}, {n} images; calibration: {result.calib.name}, "
-           f"{len(result.calib)} images",
+           f"- data: {result.data.name}, {images(n)}; calibration: {result.calib.name}, "
+           f"{images(len(result.calib))}",
            f"- hardware: {hws}",
            f"- precision: {result.precision} (fixed = the bit-accurate core with the profile's "
            f"arithmetic: every action counted and priced)",

@@ -106,6 +106,13 @@ def _labelled(progress, label: str):
     return (lambda done, total: progress(label, done, total)) if progress else None
 
 
+def conversion_warnings(snn, fixed) -> list[str]:
+    """What a coding's conversion (``snn``) and its quantizer (``fixed``, None in float) warn
+    of: narrowed weights, registers run anyway with --allow-overflow."""
+    return (list(getattr(snn, "warnings", []) or [])
+            + list(getattr(getattr(fixed, "info", None), "warnings", []) or []))
+
+
 def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, labels: np.ndarray,
               profile, mapping=None) -> dict[str, Any]:
     """The DESIGN §8 ``runs`` entry of one coding from its simulation results: ``flt`` (float)
@@ -113,8 +120,7 @@ def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, la
     merged from image shards (``neurosim.sweep``) gives the same entry as one whole run.
     ``mapping`` (``neurosim.hw.mapping.Mapping``) gives the cores per layer the pipeline model
     places; None maps the quantized network's own sizes."""
-    warnings = list(getattr(snn, "warnings", []) or [])
-    warnings += list(getattr(getattr(fixed, "info", None), "warnings", []) or [])
+    warnings = conversion_warnings(snn, fixed)
     result = fx or flt
     per_image = result.counts.per_inference()
     latency, per_frame = scheme.timing(snn)
