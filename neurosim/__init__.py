@@ -4,20 +4,20 @@
     result = neurosim.run("digits_cnn", hw="loihi_like", codings=["sws", "rate:T=128"])
 
 ``run`` and ``compare`` return a ``Result`` (``to_json()``, ``to_markdown()``, ``plots(dir)``,
-``write(dir)``); ``neurosim.api.check`` is ``neurosim check``. See ``neurosim.api``.
+``write(dir)``); ``check`` is ``neurosim check`` (a ``CheckResult``). See ``neurosim.api``.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["Result", "compare", "run", "__version__"]
+__all__ = ["CheckResult", "Result", "check", "compare", "run", "__version__"]
 
 
 def __getattr__(name: str):
-    """``run``, ``compare`` and ``Result`` come from ``neurosim.api`` on first use: importing
+    """``run``, ``compare``, ``check`` and their result types come from ``neurosim.api`` on first use: importing
     the package stays cheap, so the command line is inside its Ctrl-C handling (exit 130, no
     traceback) a few tens of milliseconds after it starts, not after numpy, numba and the
     schemes have loaded."""
-    if name in ("Result", "compare", "run"):
+    if name in ("CheckResult", "Result", "check", "compare", "run"):
         from . import api
 
         return getattr(api, name)

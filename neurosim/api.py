@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .check import warn_conversion_loss
+from .fixed_vs_float import warn_conversion_loss
 from .errors import UserError, did_you_mean
 from .report import images
 
@@ -829,7 +829,7 @@ class CheckResult:
         return doc
 
     def summary(self) -> str:
-        from .check import format_check
+        from .fixed_vs_float import format_check
 
         return (f"model {self.graph.name}, data {self.data.name} ({images(len(self.data))}), "
                 f"hw {self.profile.name}\n\n" + format_check(self.results, self.profile.name))
@@ -844,7 +844,7 @@ def check(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=N
     on stderr; ``None``/``False``: none. The other arguments are those of ``run``."""
     import sys
 
-    from .check import check as check_codings
+    from .fixed_vs_float import check as check_codings
 
     progress = _check_progress(progress)
     if progress is True:

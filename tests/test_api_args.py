@@ -275,3 +275,11 @@ def test_check_takes_the_same_forms(no_model_read):
         api.check(MODEL, data=digits("test").x)
     with pytest.raises(UserError, match="allow_overflow"):
         api.check(MODEL, allow_overflow="yes")
+
+
+def test_check_is_a_function_of_the_package():
+    """``neurosim.check`` is the function beside ``run`` and ``compare`` (it was a module)."""
+    import neurosim
+    import neurosim.api
+
+    assert neurosim.check is neurosim.api.check and callable(neurosim.check)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurosim.check import check, format_check
+from neurosim.fixed_vs_float import check, format_check
 from neurosim.cli import main
 from neurosim.core.ranges import membrane_extent, signed_bits
 from neurosim.data import digits

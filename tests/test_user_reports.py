@@ -149,7 +149,7 @@ def test_check_warns_of_a_float_snn_far_below_the_ann():
     """``check`` compares fixed point with float; a float SNN already tens of points below
     the ANN is the larger loss, and check says so too, with the ANN's accuracy beside."""
     from neurosim import api
-    from neurosim.check import format_check
+    from neurosim.fixed_vs_float import format_check
 
     result = api.check("digits_cnn", codings=["tsc"], limit=32)
     (r,) = result.results
