@@ -16,3 +16,12 @@ def did_you_mean(word: str, choices) -> str:
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def yaml_syntax_error(exc) -> str:
+    """'a syntax error at line 3, column 1: found character '\\t' …' of a PyYAML error: where
+    and what, not PyYAML's multi-line dump."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"a syntax error{where}: {problem}"

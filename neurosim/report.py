@@ -396,7 +396,7 @@ def format_comparison(runs: list[dict], ann_accuracy: float, ann_macs: int,
                          f"profile's mac price): weight reads = synops + reads beyond "
                          f"them (TTFS reaccumulate); µJ dyn = dynamic energy (static power "
                          f"excluded)", MAX_WIDTH)
-    return "\n".join(format_warnings(runs) + [head, table])
+    return "\n".join([head] + format_warnings(runs) + [table])  # warnings under their profile
 
 
 def _compact(v: float, decimals: int) -> str:

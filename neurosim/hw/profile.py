@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from neurosim.counts import PRICE_OF, PRICED_ACTIONS
-from neurosim.errors import UserError, did_you_mean
+from neurosim.errors import UserError, did_you_mean, yaml_syntax_error
 
 # Bundled profiles live in hw_configs/ at the repository top; the package reaches them through
 # neurosim/hw_configs, a link in the source tree that a wheel (a non-editable install) holds as
@@ -463,13 +463,8 @@ def load_profile(path_or_name) -> Profile:
     except UserError as e:
         raise UserError(str(e).replace("{path}", str(path))) from None
     except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{path}: (top level): expected valid YAML, found a syntax error{where}: "
-                        f"{problem}") from None
+        raise UserError(f"{path}: (top level): expected valid YAML, found "
+                        f"{yaml_syntax_error(e)}") from None
     return _validate(path, doc)
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import UserError, did_you_mean
+from ..errors import UserError, did_you_mean, yaml_syntax_error
 
 TOP_KEYS = ("models", "data", "calibration", "codings", "profiles", "arithmetic", "limit", "seed",
             "shard_size", "precision", "allow_overflow")
@@ -157,9 +157,11 @@ def load_grid(path, shown: str | None = None) -> Grid:
         doc = yaml.load(path.read_text(), Loader=_UniqueKeys)
     except UserError as exc:
         raise UserError(f"{shown or path}: {exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{shown or path}: not a readable YAML file "
-                        f"({str(exc).splitlines()[0]})") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{shown or path}: not a readable YAML file: "
+                        f"{yaml_syntax_error(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{shown or path}: not a readable YAML file ({exc})") from None
     return parse_grid(doc, path, shown)
 
 
