@@ -50,7 +50,9 @@ def resolve_model(spec: str | Path | None) -> Path:
         if p.is_dir():
             raise UserError(f"{p}: is a directory; expected an ONNX model file")
         if not p.is_file():
-            raise UserError(f"{p}: model file not found")
+            raise UserError(f"{p}: model file not found; expected an existing .onnx file or a "
+                            f"bundled model name ({', '.join(manifest)})"
+                            f"{did_you_mean(p.stem, manifest)}")
         return p
     raise UserError(f"'{spec}' is neither an ONNX file nor a bundled model; bundled models: "
                     f"{', '.join(manifest)}{did_you_mean(spec, manifest)}")

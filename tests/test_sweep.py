@@ -341,3 +341,17 @@ def test_a_changed_setting_is_a_new_point_and_the_shard_size_is_not(tmp_path, re
     fewer = run_sweep(_grid(tmp_path, TINY.replace("limit: 20", "limit: 12")),
                       tmp_path / "out", serial=True)
     assert fewer.computed == 3 and {r["images"] for r in _rows(fewer.table)} == {12}
+
+
+def test_grid_seed_yields_to_a_codings_own_and_yaml_booleans_are_named(tmp_path):
+    """The grid's seed seeds every coding that draws random numbers except one that lists its
+    own, as --seed does; a YAML true where a number is expected is named as true, not 'on'."""
+    from neurosim.errors import UserError
+
+    for own, seeds in (("seed: [7, 8]", [7, 8]), ("T: 16", [5])):
+        grid = _grid(tmp_path, f"models: [digits_mlp]\nseed: 5\ncodings:\n"
+                               f"  rate: {{input: poisson, {own}}}\n")
+        (rate_sets,) = [sets for name, sets in grid.codings if name == "rate"]
+        assert [p["seed"] for p in rate_sets] == seeds
+    with pytest.raises(UserError, match=r"codings\.rate\.T: expected a whole number, found True"):
+        _grid(tmp_path, "models: [digits_mlp]\ncodings: {rate: {T: true}}\n", "b.yaml")

@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import os
 import sys
+import textwrap
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,10 +387,11 @@ def estimate(grid: Grid, probe_images: int = 8, echo: Callable = print) -> dict:
     for line in lines:
         echo(line)
     images = {name: len(m.data) for name, m in ctx.models.items()}
-    echo(f"{len(points)} points, {shards} shards of ≤ {grid.shard_size} images "
-         f"(images per model: {', '.join(f'{k} {v}' for k, v in images.items())}); "
-         f"~{events:,.0f} events in all (synops, extra weight reads and spikes, measured on "
-         f"{probe_images} images per model and coding on the first profile's arithmetic)")
+    echo(textwrap.fill(
+        f"{len(points)} points, {shards} shards of ≤ {grid.shard_size} images "
+        f"(images per model: {', '.join(f'{k} {v}' for k, v in images.items())}); "
+        f"~{events:,.0f} events in all (synops, extra weight reads and spikes, measured on "
+        f"{probe_images} images per model and coding on the first profile's arithmetic)", 100))
     return {"points": len(points), "shards": shards, "events": events}
 
 

@@ -290,13 +290,18 @@ def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
         if not isinstance(keys, dict):
             _fail(path, where, "a mapping of key -> value or [values] (or {} for the defaults)",
                   keys)
-        valid = [p.name for p in get_scheme(scheme_name).params]
+        kinds = {p.name: p.kind for p in get_scheme(scheme_name).params}
+        valid = list(kinds)
         axes = []
         for key, v in keys.items():
             if key not in valid:
                 raise UserError(f"{path}: unknown key '{where}.{key}'; valid keys: "
                                 f"{', '.join(valid)}{did_you_mean(str(key), valid)}")
             values = _values(path, f"{where}.{key}", v, "a value or a list of values")
+            for item in values:  # YAML's true/false, where the key takes no on/off
+                if isinstance(item, bool) and kinds[key] != "bool":
+                    _fail(path, f"{where}.{key}", {"int": "a whole number", "float": "a number"}
+                          .get(kinds[key], "one of its words"), item)
             axes.append([(key, item) for item in values])
         param_sets = []
         for combo in itertools.product(*axes):
@@ -306,8 +311,8 @@ def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
                 _, params = parse_coding(spec)
             except UserError as exc:
                 raise UserError(f"{path}: {where}: {exc}") from None
-            if grid.seed is not None and "seed" in params:
-                params["seed"] = grid.seed
+            if grid.seed is not None and "seed" in params and "seed" not in keys:
+                params["seed"] = grid.seed  # a coding's own seed wins, as over --seed
             if params not in param_sets:
                 param_sets.append(params)
         grid.codings.append((scheme_name, param_sets))
