@@ -92,17 +92,25 @@ def _accuracy(run) -> float | None:
 def _accuracy_vs_latency(result, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for p in result.profiles[:1]:  # steps and accuracy do not depend on prices
-        for r in p.runs:
-            acc = _accuracy(r)
-            if acc is None:
-                continue
-            steps = r.get("latency_steps_mean") or r["latency_steps"]
-            ax.scatter(steps, acc, s=30)
-            ax.annotate(r["coding"], (steps, acc), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+    from matplotlib.ticker import FuncFormatter
+
+    points: dict[tuple, list[str]] = {}  # codings at one point share one label, not overprint
+    for r in result.profiles[0].runs:  # steps and accuracy do not depend on prices
+        acc = _accuracy(r)
+        if acc is not None:
+            points.setdefault((r.get("latency_steps_mean") or r["latency_steps"], acc),
+                              []).append(r["coding"])
+    for k, ((steps, acc), codings) in enumerate(sorted(points.items())):
+        ax.scatter(steps, acc, s=30)
+        # neighbours in latency alternate above and below their point: long labels of
+        # nearby points do not run into each other
+        ax.annotate("\n".join(codings), (steps, acc), fontsize=7, textcoords="offset points",
+                    xytext=(4, 4) if k % 2 == 0 else (4, -6), va="bottom" if k % 2 == 0 else "top")
     ax.axhline(result.ann_accuracy, color="k", ls="--", lw=0.8, label="ANN")
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10^1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("latency (time steps to the result)")
     ax.set_ylabel("accuracy (fixed point)" if result.precision != "float" else "accuracy (float)")
     ax.set_title(f"{result.graph.name}: accuracy against latency")
