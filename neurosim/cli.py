@@ -68,14 +68,14 @@ DEFAULT_CODING = ["sws"]
 
 
 def _models_manifest() -> dict:
-    from .api import models_manifest
+    from .inputs import models_manifest
 
     return models_manifest()
 
 
 def resolve_model(spec: str | None) -> Path:
     """A bare bundled name, or a path to an ONNX file (``neurosim.api.resolve_model``)."""
-    from .api import resolve_model as resolve
+    from .inputs import resolve_model as resolve
 
     return resolve(spec)
 

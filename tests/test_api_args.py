@@ -24,7 +24,9 @@ def no_model_read(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the model was read before the argument was checked")
 
-    monkeypatch.setattr(api, "_load_model", boom)
+    from neurosim import inputs
+
+    monkeypatch.setattr(inputs, "_load_model", boom)
 
 
 def bad(match, **kwargs):

@@ -80,7 +80,7 @@ class Context:
 def load_context(grid: Grid) -> Context:
     """Models, data and profiles, checked (a bad one is a UserError naming it)."""
     from .. import ann
-    from ..api import resolve_model
+    from ..inputs import resolve_model
     from ..data import check_labels, check_scale, load_calibration, load_data
     from ..hw.profile import bit_width_problems, load_profile
     from ..onnx_import import load_onnx
