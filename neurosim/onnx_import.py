@@ -466,15 +466,21 @@ class _Converter:
                                f"or MatMul whose output it alone uses; found it after '{x.name}' ({x.op})")
             channels = x.shape[0]
             vec = np.asarray(c, np.float64)
-            squeezed = vec.reshape(-1) if vec.size == channels else None
-            ok = squeezed is not None and (vec.ndim <= 1 or (x.op == "conv" and vec.shape[-2:] == (1, 1))
-                                           or (x.op == "dense" and vec.shape[-1] == channels))
-            if vec.size == 1:
-                squeezed, ok = np.full(channels, float(vec.reshape(-1)[0])), True
+            # ONNX broadcasts numpy-style, from the last axis: against (N, C, H, W) a (C,)
+            # vector runs along W, not over the channels. Per channel means every axis but C
+            # is 1 once the shape is right-aligned with (N, *shape).
+            full = (1,) + tuple(x.shape)
+            aligned = (1,) * (len(full) - vec.ndim) + vec.shape
+            ok = (vec.ndim <= len(full) and aligned[1] in (1, channels)
+                  and all(d == 1 for i, d in enumerate(aligned) if i != 1))
             if not ok:
+                want = ", ".join(["1", str(channels)] + ["1"] * (len(full) - 2))
+                view = ", ".join(["1", "-1"] + ["1"] * (len(full) - 2))
                 raise self.err(n, f"bias of shape {vec.shape} does not broadcast per channel over "
-                               f"{x.shape}")
-            x.bias = x.bias + squeezed
+                               f"{x.shape} (ONNX aligns shapes from the last axis: a "
+                               f"({channels},) vector on a conv output runs along its width); "
+                               f"expected shape ({want}), e.g. .view({view}) on the bias")
+            x.bias = x.bias + np.broadcast_to(vec.reshape(-1), (channels,))
             self.alias[n.output[0]] = x.name
             return
         x, y = self.act(n, ins[0]), self.act(n, ins[1])

@@ -231,3 +231,28 @@ def test_shape_ops_on_activations_and_leaky_relu_say_what_to_change():
     onnx.save(leaky, path / "leaky.onnx")
     with pytest.raises(UserError, match="'lr'.*LeakyRelu.*retrain with ReLU"):
         load_onnx(path / "leaky.onnx")
+
+
+@pytest.mark.parametrize("shape, per_channel", [((4,), False), ((4, 1), False),
+                                               ((4, 1, 1), True), ((1, 4, 1, 1), True),
+                                               ((1,), True), ((), True)])
+def test_a_constant_add_after_a_conv_is_a_bias_only_if_it_broadcasts_per_channel(
+        tmp_path, shape, per_channel):
+    """ONNX broadcasts from the last axis: on a conv output (N, 4, 4, 4) a (4,) vector runs
+    along the width, so it is no channel bias (a probe's torch model, conv(x) + shift with
+    W = C, scored 0.50 against onnxruntime's 0.875 before it was refused)."""
+    rng = np.random.default_rng(0)
+    inits = [("W", rng.normal(0, 1, (4, 1, 3, 3))), ("s", rng.normal(0, 1, shape))]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "s"], ["a"], name="shift"),
+             helper.make_node("Flatten", ["a"], ["y"], name="flat")]
+    m = model(nodes, [("x", ("N", 1, 4, 4))], "y", inits, out_shape=("N", "F"))
+    onnx.save(m, tmp_path / "m.onnx")
+    if not per_channel:
+        with pytest.raises(UserError, match=r"'shift'.*does not broadcast per channel"):
+            load_onnx(tmp_path / "m.onnx")
+        return
+    x = rng.uniform(0, 1, (3, 1, 4, 4))
+    out, _ = ann.run(load_onnx(tmp_path / "m.onnx"), x)
+    np.testing.assert_allclose(out, ort_run(m, x), rtol=1e-5, atol=1e-5)
