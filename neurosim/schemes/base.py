@@ -103,6 +103,12 @@ class Scheme:
     converter: Callable | None = None  # convert(graph, scales, params[, calib_x]) -> the SNN
     converter_uses_data: bool = False  # the converter tunes itself on calib_x too
 
+    def drops_negative_inputs(self, params: dict[str, Any]) -> str | None:
+        """Why this coding's encoder sends a negative input as 0 (e.g. "a first spike carries
+        no sign"), or None if it keeps the sign: ``build`` warns when the calibration
+        inputs hold negative values (normalised data does) and the reason is not None."""
+        return None
+
     def check(self, params: dict[str, Any]) -> None:
         """Every parameter's own check (also for values set in code rather than parsed); a
         scheme adds checks that involve more than one key. Raise UserError."""
@@ -116,8 +122,18 @@ class Scheme:
         if scales is None:
             scales = calibrate(graph, calib_x, check_percentile(params["percentile"]))
         if self.converter_uses_data:
-            return type(self).converter(graph, scales, params, calib_x)
-        return type(self).converter(graph, scales, params)
+            snn = type(self).converter(graph, scales, params, calib_x)
+        else:
+            snn = type(self).converter(graph, scales, params)
+        reason = self.drops_negative_inputs(params)
+        if reason and calib_x is not None and np.min(calib_x) < 0:
+            share = float(np.mean(np.asarray(calib_x) < 0))
+            snn.warnings.append(
+                f"coding '{self.name}': the inputs of {graph.name} hold negative values "
+                f"({share:.0%} of the calibration inputs); {reason}, so its encoder sends them "
+                f"as 0 and the SNN computes another network than the ANN (sws, tsc and "
+                f"rate:input=current keep the sign)")
+        return snn
 
     def simulate(self, snn, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
         """Float reference run; ``progress(done, total)`` after each batch of images."""

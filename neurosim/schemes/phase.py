@@ -229,11 +229,8 @@ def input_codes(x: np.ndarray, unit: float, K: int) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, np.float64) / unit * 2.0 ** K), 0, 2 ** K - 1).astype(np.int64)
 
 
-def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
-            calib_x: np.ndarray | None = None) -> PhaseNet:
-    """The phase-coded SNN of ``graph`` (DESIGN §3.5) from calibrated scales λ; ``calib_x``
-    (optional) only to warn when the inputs hold negative values, which the encoder sends
-    as 0."""
+def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any]) -> PhaseNet:
+    """The phase-coded SNN of ``graph`` (DESIGN §3.5) from calibrated scales λ."""
     K = int(params["K"])
     gain = 1.0 / top_value(K)  # λ' = λ·2^K/(2^K − 1)
     layers = normalise(graph, {name: lam * gain for name, lam in scales.items()}, "phase")
@@ -242,12 +239,8 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any],
         raise UserError(f"coding 'phase': early=on needs a readout of at least 2 neurons (it "
                         f"decides on the top-2 difference); '{readout.name}' of {graph.name} "
                         f"has {readout.neurons}")
-    warnings = []
-    if calib_x is not None and np.min(calib_x) < 0:
-        warnings.append(f"coding 'phase': the inputs of {graph.name} hold negative values; "
-                        f"weighted spikes carry no sign, so the encoder sends them as 0")
     return PhaseNet(graph.name, layers, K, int(params["periods"]), int(params["skip_periods"]),
-                    bool(params["early"]), float(params["theta"]), dict(params), warnings)
+                    bool(params["early"]), float(params["theta"]), dict(params))
 
 
 # --------------------------------------------------------------------------- float simulator
@@ -819,7 +812,9 @@ class PhaseScheme(Scheme):
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
     converter = staticmethod(convert)
-    converter_uses_data = True  # to warn about negative inputs, which the encoder sends as 0
+
+    def drops_negative_inputs(self, params):
+        return "weighted spikes carry no sign"
 
     def check(self, params: dict[str, Any]) -> None:
         super().check(params)

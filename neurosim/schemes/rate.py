@@ -144,6 +144,7 @@ class RateNet:
     v_init: float
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader of the result must know
 
     @property
     def latency_steps(self) -> int:
@@ -779,6 +780,10 @@ class RateScheme(Scheme):
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
     converter = staticmethod(convert)
+
+    def drops_negative_inputs(self, params):
+        return (None if params["input"] == "current"
+                else f"input={params['input']} spike trains carry no sign")
 
 
 SCHEME = RateScheme()

@@ -159,6 +159,7 @@ class TTFSNet:
     T: int
     synapse: str
     params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader of the result must know
 
     @property
     def hidden_levels(self) -> int:
@@ -721,6 +722,9 @@ class TTFSScheme(Scheme):
     quantizer = staticmethod(quantize)
     fixed_simulator = staticmethod(simulate_fixed)
     converter = staticmethod(convert)
+
+    def drops_negative_inputs(self, params):
+        return "a first spike carries no sign"
 
 
 SCHEME = TTFSScheme()
