@@ -18,6 +18,9 @@ import numpy as np
 from .errors import UserError
 from .graph import Add, AvgPool, Conv, Dense, Graph, Input, MaxPool, Node, Relu, Reshape
 
+# Cast between these is the identity on an activation (the executor computes in float64)
+FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
 SUPPORTED_OPS = (
     "Conv", "Gemm", "MatMul", "Add", "Relu", "AveragePool", "GlobalAveragePool",
     "MaxPool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout",
@@ -181,16 +184,29 @@ class _Converter:
             raise UserError(f"{self.path}: expected exactly one graph output, found "
                             f"{len(g.output)} ({', '.join(o.name for o in g.output)})")
         inp = real_inputs[0]
+        elem = inp.type.tensor_type.elem_type
+        if elem not in FLOAT_TYPES:
+            from onnx import TensorProto
+
+            found = TensorProto.DataType.Name(elem).lower() if elem else "of no declared type"
+            raise UserError(f"{self.path}: graph input '{inp.name}' is {found}; neurosim feeds "
+                            f"float images: export the model with a float input and do any cast "
+                            f"and scaling (such as / 255) in the data file")
         dims = inp.type.tensor_type.shape.dim
         if len(dims) not in (2, 4):
+            hint = ("; a Conv1d model on (N, C, L) runs as a Conv2d with kernel (1, k) on "
+                    "inputs of shape (N, C, 1, L): export it so, and give the data that shape"
+                    if len(dims) == 3 else "")
             raise UserError(f"{self.path}: graph input '{inp.name}' must have shape (N, F) or "
-                            f"(N, C, H, W), found rank {len(dims)}")
+                            f"(N, C, H, W), found rank {len(dims)}{hint}")
         shape = []
         for d in list(dims)[1:]:
             if not d.HasField("dim_value") or d.dim_value <= 0:
                 raise UserError(f"{self.path}: graph input '{inp.name}' must have static "
                                 f"non-batch dimensions, found "
-                                f"'{d.dim_param or '?'}' in {[x.dim_param or x.dim_value for x in dims]}")
+                                f"'{d.dim_param or '?'}' in {[x.dim_param or x.dim_value for x in dims]}"
+                                f" (export with a dynamic batch axis only: dynamic_axes="
+                                f"{{'{inp.name}': {{0: 'N'}}}})")
             shape.append(int(d.dim_value))
         # a model exported without dynamic axes fixes the batch (usually 1); a Reshape may
         # name it as its first entry
@@ -281,7 +297,8 @@ class _Converter:
                     return float(np.ravel(self.const(n, n.input[i], "bound"))[0])
                 return default
             lo, hi = bound(1, -np.inf), bound(2, np.inf)
-        if lo != 0.0 or hi != np.inf:
+        # a max at float32's largest value is the spec's default written out: no bound
+        if lo != 0.0 or hi < float(np.finfo(np.float32).max):
             raise self.err(n, f"found bounds min={lo:g}, max={hi:g}; {OP_HINTS['Clip']}")
         self.op_Relu(n, a)
 
@@ -726,6 +743,11 @@ class _Converter:
                                                   axis=int(a["axis"]))
 
     def op_Cast(self, n, a):
+        if n.input[0] not in self.consts and a.get("to") in FLOAT_TYPES:
+            # a float activation cast to another float width (a float64 input cast to
+            # float32): the executor computes in float64 anyway, so it is the identity
+            self.alias[n.output[0]] = self.act(n, n.input[0]).name
+            return
         (v,) = self._shape_consts(n)
         self.consts[n.output[0]] = v
 

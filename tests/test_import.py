@@ -256,3 +256,41 @@ def test_a_constant_add_after_a_conv_is_a_bias_only_if_it_broadcasts_per_channel
     x = rng.uniform(0, 1, (3, 1, 4, 4))
     out, _ = ann.run(load_onnx(tmp_path / "m.onnx"), x)
     np.testing.assert_allclose(out, ort_run(m, x), rtol=1e-5, atol=1e-5)
+
+
+def _dense_relu(input_type, extra_nodes=(), clip=None):
+    """x (N, 4) of ``input_type`` → [extra nodes] → Gemm → ReLU or Clip → Gemm."""
+    rng = np.random.default_rng(1)
+    inits = [helper.make_tensor(k, onnx.TensorProto.FLOAT, a.shape, a.ravel())
+             for k, a in (("W1", rng.normal(0, 1, (6, 4))), ("W2", rng.normal(0, 1, (3, 6))),
+                          ("B1", rng.normal(0, 1, 6)), ("B2", rng.normal(0, 1, 3)))]
+    first = extra_nodes[-1].output[0] if extra_nodes else "x"
+    act = (helper.make_node("Clip", ["h"], ["r"], name="clip", **clip) if clip
+           else helper.make_node("Relu", ["h"], ["r"], name="relu"))
+    nodes = [*extra_nodes,
+             helper.make_node("Gemm", [first, "W1", "B1"], ["h"], transB=1, name="fc1"),
+             act, helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], transB=1, name="fc2")]
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", input_type, ["N", 4])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9 if clip else 13)])
+    m.ir_version = 8
+    return m
+
+
+def test_input_types_and_a_written_out_clip_bound(tmp_path):
+    """A float64 input cast to float32 is the identity; a uint8 input is refused naming its
+    type; Clip(min=0, max=FLT_MAX), the spec's default written out, is a ReLU (a probe)."""
+    x = np.random.default_rng(2).uniform(0, 1, (5, 4))
+    cast = helper.make_node("Cast", ["x"], ["xf"], to=onnx.TensorProto.FLOAT, name="cast")
+    fltmax = float(np.finfo(np.float32).max)
+    for name, m in (("double", _dense_relu(onnx.TensorProto.DOUBLE, [cast])),
+                    ("clip", _dense_relu(onnx.TensorProto.FLOAT, clip=dict(min=0.0, max=fltmax)))):
+        onnx.save(m, tmp_path / f"{name}.onnx")
+        out, _ = ann.run(load_onnx(tmp_path / f"{name}.onnx"), x)
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        feed = x.astype(np.float64 if name == "double" else np.float32)
+        np.testing.assert_allclose(out, sess.run(None, {"x": feed})[0], rtol=1e-5, atol=1e-5)
+    onnx.save(_dense_relu(onnx.TensorProto.UINT8, [cast]), tmp_path / "u8.onnx")
+    with pytest.raises(UserError, match=r"graph input 'x' is uint8.*float input"):
+        load_onnx(tmp_path / "u8.onnx")
