@@ -86,10 +86,25 @@ def load_onnx(path: str | Path, name: str | None = None) -> Graph:
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise UserError(f"{path}: not a readable ONNX file (truncated or not ONNX): "
                         f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    external = sorted({e.value for t in model.graph.initializer if uses_external_data(t)
+                       for e in t.external_data if e.key == "location"})
+    missing = [f for f in external if not (path.parent / f).is_file()]
+    if missing:
+        raise UserError(f"{path}: its weights are stored in external data file(s) "
+                        f"{', '.join(missing)}, expected next to the model, which are missing; "
+                        f"copy them beside it, or save the model without external data")
+    if external:
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:
+            raise UserError(f"{path}: its external data ({', '.join(external)}) cannot be read: "
+                            f"{type(exc).__name__}: {str(exc)[:200]}") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise UserError(f"{path}: not an ONNX model (no graph or no nodes found)")
     try:

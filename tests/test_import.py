@@ -294,3 +294,17 @@ def test_input_types_and_a_written_out_clip_bound(tmp_path):
     onnx.save(_dense_relu(onnx.TensorProto.UINT8, [cast]), tmp_path / "u8.onnx")
     with pytest.raises(UserError, match=r"graph input 'x' is uint8.*float input"):
         load_onnx(tmp_path / "u8.onnx")
+
+
+def test_external_data_is_read_and_a_missing_file_is_named(tmp_path):
+    """Weights saved as external data load; without their file the message says which file
+    is missing (it said 'truncated or not ONNX')."""
+    m = _dense_relu(onnx.TensorProto.FLOAT)
+    onnx.save(m, tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.onnx.data", size_threshold=0)
+    x = np.random.default_rng(3).uniform(0, 1, (4, 4))
+    out, _ = ann.run(load_onnx(tmp_path / "ext.onnx"), x)
+    np.testing.assert_allclose(out, ort_run(m, x), rtol=1e-5, atol=1e-5)
+    (tmp_path / "ext.onnx.data").unlink()
+    with pytest.raises(UserError, match=r"external data file\(s\) ext\.onnx\.data.*missing"):
+        load_onnx(tmp_path / "ext.onnx")
