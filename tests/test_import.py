@@ -304,7 +304,7 @@ def test_external_data_is_read_and_a_missing_file_is_named(tmp_path):
               location="ext.onnx.data", size_threshold=0)
     x = np.random.default_rng(3).uniform(0, 1, (4, 4))
     out, _ = ann.run(load_onnx(tmp_path / "ext.onnx"), x)
-    np.testing.assert_allclose(out, ort_run(m, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, ort_run(tmp_path / "ext.onnx", x), rtol=1e-5, atol=1e-5)
     (tmp_path / "ext.onnx.data").unlink()
     with pytest.raises(UserError, match=r"external data file\(s\) ext\.onnx\.data.*missing"):
         load_onnx(tmp_path / "ext.onnx")
