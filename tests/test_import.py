@@ -261,7 +261,7 @@ def test_a_constant_add_after_a_conv_is_a_bias_only_if_it_broadcasts_per_channel
 def _dense_relu(input_type, extra_nodes=(), clip=None):
     """x (N, 4) of ``input_type`` → [extra nodes] → Gemm → ReLU or Clip → Gemm."""
     rng = np.random.default_rng(1)
-    inits = [helper.make_tensor(k, onnx.TensorProto.FLOAT, a.shape, a.ravel())
+    inits = [onnx.numpy_helper.from_array(a.astype(np.float32), k)  # raw data: storable apart
              for k, a in (("W1", rng.normal(0, 1, (6, 4))), ("W2", rng.normal(0, 1, (3, 6))),
                           ("B1", rng.normal(0, 1, 6)), ("B2", rng.normal(0, 1, 3)))]
     first = extra_nodes[-1].output[0] if extra_nodes else "x"
