@@ -288,8 +288,18 @@ class _Converter:
             raise self.err(n, "expected the dropout mask output to be unused, found it consumed")
         self.alias[n.output[0]] = self.act(n, n.input[0]).name
 
+    def _only_feeds_the_output(self, tensor: str) -> bool:
+        """``tensor`` is the graph output, or reaches it through Identity/Dropout nodes alone
+        (an exporter that renames the output writes an Identity after the last op)."""
+        while tensor != self.graph.output[0].name:
+            users = [m for m in self.graph.node if tensor in m.input]
+            if len(users) != 1 or users[0].op_type not in ("Identity", "Dropout"):
+                return False
+            tensor = users[0].output[0]
+        return True
+
     def op_Softmax(self, n, a):
-        if n.output[0] != self.graph.output[0].name:
+        if not self._only_feeds_the_output(n.output[0]):
             raise self.err(n, f"{n.op_type} is only supported as the last node (it is dropped, "
                            "which keeps the argmax); found it inside the network")
         x = self.act(n, n.input[0])

@@ -308,3 +308,18 @@ def test_external_data_is_read_and_a_missing_file_is_named(tmp_path):
     (tmp_path / "ext.onnx.data").unlink()
     with pytest.raises(UserError, match=r"external data file\(s\) ext\.onnx\.data.*missing"):
         load_onnx(tmp_path / "ext.onnx")
+
+
+def test_a_softmax_renamed_by_an_identity_is_still_the_last_node(tmp_path):
+    """Gemm → Softmax → Identity → output (an exporter renaming the output): the Softmax is
+    dropped like a final one, and the argmax is onnxruntime's."""
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1, name="fc"),
+             helper.make_node("Softmax", ["z"], ["p"], axis=1, name="sm"),
+             helper.make_node("Identity", ["p"], ["y"], name="rename")]
+    m = model(nodes, [("x", ("N", 4))], "y", [("W", rng.normal(0, 1, (3, 4))),
+                                              ("B", rng.normal(0, 1, 3))], out_shape=("N", 3))
+    onnx.save(m, tmp_path / "m.onnx")
+    x = rng.uniform(0, 1, (16, 4))
+    out, _ = ann.run(load_onnx(tmp_path / "m.onnx"), x)
+    assert (out.argmax(1) == ort_run(m, x).argmax(1)).all()
