@@ -233,7 +233,7 @@ class _Converter:
 
         for n in g.node:
             if n.op_type not in SUPPORTED_OPS:
-                hint = OP_HINTS.get(n.op_type)
+                hint = self._hint_by_position(n) or OP_HINTS.get(n.op_type)
                 raise UserError(
                     f"{self.path}: ONNX node '{n.name}' has op type '{n.op_type}', which neurosim "
                     f"does not support" + (f": {hint}" if hint else "")
@@ -287,6 +287,21 @@ class _Converter:
         if len(n.output) > 1 and n.output[1] and self.uses.get(n.output[1], 0):
             raise self.err(n, "expected the dropout mask output to be unused, found it consumed")
         self.alias[n.output[0]] = self.act(n, n.input[0]).name
+
+    def _hint_by_position(self, n) -> str | None:
+        """What fits an unsupported node where it sits: on the graph input it is input
+        preprocessing; after the last layer it only rescales the logits (an exporter's
+        Sigmoid, a temperature)."""
+        if n.op_type in ("Sub", "Div", "Mul") and any(
+                self.alias.get(t) in self.nodes and self.nodes[self.alias[t]].op == "input"
+                for t in n.input):
+            return ("it reads the graph input directly: do such preprocessing (normalisation, "
+                    "scaling) in the data file and export the model from its first layer on")
+        if n.op_type in ("Sigmoid", "Tanh", "HardSigmoid", "Div", "Mul") and n.output \
+                and self._only_feeds_the_output(n.output[0]):
+            return ("it follows the last layer, where it only transforms the logits; export "
+                    "the logits (remove it: neurosim predicts the argmax of the readout)")
+        return None
 
     def _only_feeds_the_output(self, tensor: str) -> bool:
         """``tensor`` is the graph output, or reaches it through Identity/Dropout nodes alone

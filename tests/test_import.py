@@ -323,3 +323,22 @@ def test_a_softmax_renamed_by_an_identity_is_still_the_last_node(tmp_path):
     x = rng.uniform(0, 1, (16, 4))
     out, _ = ann.run(load_onnx(tmp_path / "m.onnx"), x)
     assert (out.argmax(1) == ort_run(m, x).argmax(1)).all()
+
+
+def test_unsupported_ops_get_the_hint_that_fits_where_they_sit(tmp_path):
+    """A Mul on the graph input is preprocessing (do it in the data); a Sigmoid after the last
+    layer only transforms the logits (export them) — not 'fold into the preceding Conv' or
+    'use ReLU inside the network' (a probe)."""
+    rng = np.random.default_rng(5)
+    fc = [("W", rng.normal(0, 1, (3, 4))), ("B", rng.normal(0, 1, 3)), ("s", np.full(4, 2.0))]
+    pre = model([helper.make_node("Mul", ["x", "s"], ["xs"], name="scale"),
+                 helper.make_node("Gemm", ["xs", "W", "B"], ["y"], transB=1, name="fc")],
+                [("x", ("N", 4))], "y", fc, out_shape=("N", 3))
+    post = model([helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1, name="fc"),
+                  helper.make_node("Sigmoid", ["z"], ["y"], name="squash")],
+                 [("x", ("N", 4))], "y", fc[:2], out_shape=("N", 3))
+    for m, name, words in ((pre, "pre", r"'scale'.*reads the graph input.*in the data file"),
+                           (post, "post", r"'squash'.*follows the last layer.*export the logits")):
+        onnx.save(m, tmp_path / f"{name}.onnx")
+        with pytest.raises(UserError, match=words):
+            load_onnx(tmp_path / f"{name}.onnx")
