@@ -154,7 +154,7 @@ def bench_coding(spec: str, graph, calib_x: np.ndarray, x: np.ndarray) -> dict:
     fns = {"engine": with_threads(1, run)}
     if dense_torch.available()[0]:
         fns["torch"] = dense_torch.runner(graph, x, steps, 1)
-    best = best_of(fns, 3)
+    best = best_of(fns, 5)
     per = result.counts.per_inference()
     out = {"coding": spec, "steps": steps, "img_s": len(x) / best["engine"],
            "spikes": per["spike_out_pos"] + per["spike_out_neg"], "synops": per["synop"]}
@@ -229,8 +229,8 @@ def main() -> None:
         f"Python {platform.python_version()}, numba {numba.__version__}, numpy {np.__version__}"
         + (f", torch {dense_torch.version()}" if have_torch else "") + ". "
         f"SWS Tc={PARAMS['Tc']}, Ts={PARAMS['Ts']}, β={PARAMS['beta']}, profile loihi_like "
-        f"(8-bit weights, 24-bit state). Times are the best of 5 rounds (3 for resnet32 and the "
-        f"other codings), the engine and the torch simulation interleaved in every round so "
+        f"(8-bit weights, 24-bit state). Times are the best of 5 rounds (3 for resnet32), "
+        f"the engine and the torch simulation interleaved in every round so "
         f"that load from other processes falls on both sides of a ratio. The engine is timed "
         f"as `neurosim run` runs it, keeping each image's readout registers; the bit-exactness "
         f"check keeps every register.",
