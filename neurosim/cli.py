@@ -388,5 +388,25 @@ def _ascii_safe(stream) -> None:
             stream.reconfigure(errors="neurosim_ascii")
 
 
+def entry() -> None:
+    """The console script (``neurosim``) and ``python -m neurosim.cli``: ``main``'s exit code.
+
+    An interrupted run exits with 130 through ``os._exit`` once its output is flushed: a
+    Ctrl-C that landed inside a C extension's own run of Python code (one that calls
+    ``PyRun_*``, as pybind11 modules may while they import) marks the interpreter as
+    interrupted even though ``main`` caught it, and Python would then end the process by
+    SIGINT (status −2) instead of 130. Found in CI: 'neurosim: interrupted' printed, status −2.
+    Nothing is left to clean up by then: files are written whole or not at all."""
+    code = main()
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
