@@ -269,3 +269,14 @@ def test_codings_that_send_negative_inputs_as_zero_say_so():
             for r in result.runs}
     assert said == {"ttfs:T=8": True, "phase": True, "rate:T=16,input=regular": True,
                     "rate:T=16": False, "sws": False, "tsc": False}, said
+
+
+def test_sws_without_negative_spikes_compares_once_per_firing_step():
+    """A TSA neuron tests +v, and −v only when negative spikes exist: with them off the
+    compare count halves (an audit: it stayed at 2 per neuron and firing step)."""
+    from neurosim import api
+
+    result = api.run("digits_mlp", codings=["sws", "sws:negative_spikes=off"], limit=2,
+                     precision="fixed", progress=False)
+    on, off = (r["counts"]["compare"] for r in result.runs)
+    assert on == 2 * off > 0

@@ -425,14 +425,19 @@ def tsa_step(m, l, t, img, off, x, acc, st, ev_idx, ev_sign, c):
     c[A_SREAD] += regs * n
     c[A_SWRITE] += regs * n
     c[A_SHIFT] += regs * n * m.amp_shifts
-    c[A_ADD] += regs * n * m.amp_adds + n  # amplification + integrate
+    # amplification + integrating the accumulator (the potential encoder has no input
+    # current: its drive is loaded into h once, a state write at t = 1)
+    potential = k == ENCODER and not m.current
+    c[A_ADD] += regs * n * m.amp_adds + (0 if potential else n)
+    if potential and t == 1:
+        c[A_SWRITE] += n
     if in_recv and k != ENCODER:
         c[A_BIAS] += m.bias_nonzero[l]
     c[A_POS] += ne - nneg
     c[A_NEG] += nneg
     c[A_OVF] += novf
     if fires:
-        c[A_CMP] += 2 * n
+        c[A_CMP] += (2 if m.negative else 1) * n  # against +v, and −v with negative spikes
         c[A_ADD] += ne  # reset
         if relu:
             c[A_ADD] += n  # o = h − g
@@ -489,14 +494,17 @@ def tsa_reference_step(m, l, t, x, acc, st, off, c):
     c[:, A_SREAD] += regs * n
     c[:, A_SWRITE] += regs * n
     c[:, A_SHIFT] += regs * n * m.amp_shifts
-    c[:, A_ADD] += regs * n * m.amp_adds + n
+    potential = k == ENCODER and not m.current
+    c[:, A_ADD] += regs * n * m.amp_adds + (0 if potential else n)
+    if potential and t == 1:
+        c[:, A_SWRITE] += n
     if k != ENCODER and in_recv:
         c[:, A_BIAS] += np.count_nonzero(m.bias[sl])
     c[:, A_POS] += npos
     c[:, A_NEG] += nneg
     c[:, A_OVF] += ovf
     if fires:
-        c[:, A_CMP] += 2 * n
+        c[:, A_CMP] += (2 if m.negative else 1) * n
         c[:, A_ADD] += npos + nneg + (n if relu else 0)
     return S
 

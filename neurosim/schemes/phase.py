@@ -43,8 +43,10 @@ decided by T2 ends at T2 with its last argmax. The float simulator and the core 
 same rule, the core on its integer membranes; these differ from the float ones by weight
 quantization, so a decision may fall a step or two apart (where fixed point is exact, a
 network of dyadic weights, they decide in the same step: ``tests/test_phase.py``). Per-image
-decision steps are ``extra["decision_step"]``; ``latency_steps`` of the
-result is their mean.
+decision steps are ``extra["decision_step"]``; the ``SimResult``'s latency is their
+mean, reported as ``latency_steps_mean`` (with percentiles) beside the run's
+``latency_steps`` = K·periods: the next image still enters on the period schedule, so the
+frame interval stays K·periods.
 
 On the core, the decision unit sits with the readout and keeps four registers per image
 (decision step, last class + 1, stable count, δ_EMA) in the readout neurons' spare register
