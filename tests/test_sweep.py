@@ -171,10 +171,12 @@ def test_refused_point_is_a_row_and_the_rest_run(tmp_path, request, on_dask):
     rows = _rows(outcome.table)
     assert [r["status"] for r in rows] == ["ok", "refused", "ok"]
     assert "state" in rows[1]["message"] and rows[1]["accuracy_fixed"] is None
+    stale = tmp_path / "out" / "pareto_another_model_loihi_like.png"  # an earlier sweep's
+    stale.write_bytes(b"png")
     report = write_report(outcome.table, tmp_path / "out", "tiny.yaml")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Refused points" in text and "sws:Tc=20" in text
-    assert all(p.exists() for p in report)
+    assert all(p.exists() for p in report) and not stale.exists()
 
 
 def test_pareto_front_and_cheapest_setting():

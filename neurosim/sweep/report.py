@@ -156,6 +156,11 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
         lines.append("")
     write_atomic(out / "report.md", "\n".join(lines))
     written.append(out / "report.md")
+    # a figure of an earlier sweep into this folder whose (model, profile) this one has not
+    # is not this report's: it goes (a probe saw one left beside a smaller grid's report)
+    for old in out.glob("pareto_*.png"):
+        if old not in written:
+            old.unlink(missing_ok=True)
     return written
 
 
