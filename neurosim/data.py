@@ -114,11 +114,18 @@ def load_calibration(spec: str | None, input_shape: tuple[int, ...]) -> Dataset:
     path = Path(spec)
     arrays = _read_npz(path, ("x",), "calibration file", "array x of calibration images "
                        "(N, *input shape); array y may be labels or absent")
-    x = check_images(path, arrays["x"], input_shape)
+    return calibration_set(path.stem, str(path), arrays["x"], input_shape)
+
+
+def calibration_set(name: str, where: str, x: np.ndarray, input_shape) -> Dataset:
+    """Calibration images ``x`` checked for the model (``check_images``, not all zero) as a
+    Dataset without labels (−1); ``where`` names them in messages."""
+    x = check_images(where, x, input_shape)
     if not np.any(x):
-        raise UserError(f"{path}: the calibration images in array 'x' are all zero: no activation "
-                        f"scale can be measured on them; expected images like the test data")
-    return Dataset(path.stem, str(path), x, np.full(len(x), -1, np.int64))
+        raise UserError(f"{where}: the calibration images in array 'x' are all zero: no "
+                        f"activation scale can be measured on them; expected images like the "
+                        f"test data")
+    return Dataset(name, where, x, np.full(len(x), -1, np.int64))
 
 
 NPZ_CONTENT = "arrays x (N, *input shape, numbers) and y (N,) integer labels"

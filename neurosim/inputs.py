@@ -90,20 +90,12 @@ def _whole_number(name: str, value, least: int, what: str) -> int | None:
     floats); strings, bools and fractions are refused, not guessed at."""
     if value is None:
         return None
-    expected = f"{name}: expected {what} (an int ≥ {least})"
-    if isinstance(value, (bool, np.bool_, str, bytes)):
-        raise UserError(f"{expected}, found {shown_value(value)}")
-    if isinstance(value, (int, np.integer)):
-        number = int(value)
-    elif isinstance(value, (float, np.floating)):
-        if not np.isfinite(value) or float(value) != int(value):
-            raise UserError(f"{expected}, found {shown_value(value)}")
-        number = int(value)
-    else:
-        raise UserError(f"{expected}, found {shown_value(value)}")
-    if number < least:
-        raise UserError(f"{expected}, found {shown_value(value)}")
-    return number
+    whole = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+             or isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if not whole or int(value) < least:
+        raise UserError(f"{name}: expected {what} (an int ≥ {least}), found "
+                        f"{shown_value(value)}")
+    return int(value)
 
 
 def _check_flag(name: str, value) -> bool:
@@ -121,18 +113,15 @@ def check_progress(progress):
 
 def _coding_value(name: str, key: str, value) -> str:
     """One parameter of the mapping form of ``codings``, as its spec text."""
-    where = f"codings['{name}']['{key}']"
-    if isinstance(value, (bool, np.bool_)):
-        return "on" if value else "off"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))  # every digit: 0.1 stays 0.1, 1e-7 stays 1e-07
-    if isinstance(value, str):
-        if any(c in value for c in ",=:") or not value.strip():
-            raise UserError(f"{where}: expected a number or a word, found {shown_value(value)}")
-        return value
-    raise UserError(f"{where}: expected a number, True/False or a word, found {shown_value(value)}")
+    from .schemes import spec_word
+
+    if isinstance(value, str) and (any(c in value for c in ",=:") or not value.strip()):
+        raise UserError(f"codings['{name}']['{key}']: expected a number or a word, found "
+                        f"{shown_value(value)}")
+    if not isinstance(value, (str, bool, int, float, np.bool_, np.integer, np.floating)):
+        raise UserError(f"codings['{name}']['{key}']: expected a number, True/False or a word, "
+                        f"found {shown_value(value)}")
+    return spec_word(value)
 
 
 CODINGS_EXPECTED = ("a spec string like 'rate:T=16', a list or tuple of them, or a mapping "
@@ -261,32 +250,16 @@ def _check_model(model):
 
 def _load_model(model):
     """(graph, file shown in messages, model_path for the report) of a checked ``model``."""
-    from .onnx_import import load_onnx
+    from .onnx_import import convert_model, load_onnx
 
     if isinstance(model, str) or model is None:
         model_file = resolve_model(model)
         return load_onnx(model_file, model_file.stem), model_file, _shown_model_path(model)
-    # an onnx.ModelProto: load_onnx reads files, so the proto goes through a temporary one
-    import tempfile
-
-    import onnx
-
     name = model.graph.name if model.HasField("graph") else ""
     if not name or len(name) > 64 or "/" in name or "\\" in name:
         name = "model"
-    with tempfile.TemporaryDirectory(prefix="neurosim-model-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        try:
-            onnx.save(model, str(path))
-        except Exception as exc:  # e.g. a proto over 2 GB
-            raise UserError(f"model: cannot serialize the onnx.ModelProto "
-                            f"({type(exc).__name__}: {str(exc)[:200]}); save it with onnx.save "
-                            f"and pass the file's path") from None
-        try:
-            graph = load_onnx(path, name)
-        except UserError as e:
-            raise UserError(str(e).replace(str(path), "model (onnx.ModelProto)")) from None
-    return graph, f"model ({IN_MEMORY_MODEL})", IN_MEMORY_MODEL
+    shown = f"model {IN_MEMORY_MODEL}"
+    return convert_model(model, shown, name), shown, IN_MEMORY_MODEL
 
 
 @dataclass
@@ -365,21 +338,14 @@ def _data_arg(arg: str, value, labels: bool):
 
 
 def _dataset(arg: str, arrays: _Arrays, input_shape, labels: bool):
-    """A Dataset of checked in-memory arrays: images shaped for the model, finite, in range
-    (neurosim.data's checks); path is what messages name."""
-    from .data import Dataset, check_images
+    """A Dataset of checked in-memory arrays, by neurosim.data's checks; its path is what
+    messages name."""
+    from .data import Dataset, calibration_set, check_images
 
     where = f"{arg} (in-memory arrays)"
-    x = check_images(where, arrays.x, input_shape)
-    if labels:
-        y = arrays.y
-    else:
-        if not np.any(x):
-            raise UserError(f"{where}: the calibration images x are all zero: no activation "
-                            f"scale can be measured on them; expected images like the test "
-                            f"data")
-        y = np.full(len(x), -1, np.int64)
-    return Dataset(arrays.name, where, x, y)
+    if not labels:
+        return calibration_set(arrays.name, where, arrays.x, input_shape)
+    return Dataset(arrays.name, where, check_images(where, arrays.x, input_shape), arrays.y)
 
 
 def _shown_as(ds, path: str):

@@ -105,14 +105,28 @@ def load_onnx(path: str | Path, name: str | None = None) -> Graph:
         except Exception as exc:
             raise UserError(f"{path}: its external data ({', '.join(external)}) cannot be read: "
                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return convert_model(model, path, name or path.stem)
+
+
+def convert_model(model, shown, name: str) -> Graph:
+    """Check an ``onnx.ModelProto`` and convert it; ``shown`` names it in messages (its file,
+    or what stands for a model given in memory). Its weights must be in the proto: one that
+    still refers to external data files was loaded without them."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
     if not model.HasField("graph") or len(model.graph.node) == 0:
-        raise UserError(f"{path}: not an ONNX model (no graph or no nodes found)")
+        raise UserError(f"{shown}: not an ONNX model (no graph or no nodes found)")
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        raise UserError(f"{shown}: its weights refer to external data files that were not "
+                        f"loaded; load it with onnx.load(path), which reads them, or pass the "
+                        f"file's path")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise UserError(f"{path}: the ONNX checker rejects this model: "
+        raise UserError(f"{shown}: the ONNX checker rejects this model: "
                         f"{str(exc).splitlines()[0][:300]}") from None
-    return _Converter(model, path, name or path.stem).convert()
+    return _Converter(model, shown, name).convert()
 
 
 def _attrs(node) -> dict:

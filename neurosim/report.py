@@ -239,6 +239,16 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
 REPORT_FILES = ("report.md", "report.json", "counts.csv")
 
 
+def require_valid(doc: dict, validate, what: str) -> None:
+    """Raise if ``doc`` (as written: non-finite numbers as null) breaks the shipped schema
+    (``validate``, from ``neurosim.schema``): a document that breaks its own contract is a
+    bug, not a user error."""
+    problems = validate(finite_or_null(doc))
+    if problems:
+        raise RuntimeError(f"{what} does not match neurosim/schema/report.schema.json: "
+                           + "; ".join(problems[:5]))
+
+
 def write_report_files(result, directory: Path) -> list[Path]:
     """report.json (validated against the shipped schema first), counts.csv, the figures,
     then report.md linking them. Returns the paths written.
@@ -256,10 +266,7 @@ def write_report_files(result, directory: Path) -> list[Path]:
     check_output_dir(directory)
     directory.mkdir(exist_ok=True)
     doc = finite_or_null(result.to_json())
-    problems = validate_report(doc)
-    if problems:  # a document that breaks its own contract is a bug, not a user error
-        raise RuntimeError("report.json does not match neurosim/schema/report.schema.json: "
-                           + "; ".join(problems[:5]))
+    require_valid(doc, validate_report, "report.json")
     staging = Path(tempfile.mkdtemp(dir=directory, prefix=".neurosim-report-"))
     try:
         write_json(doc, staging / "report.json")

@@ -185,7 +185,7 @@ def test_bad_data_against_the_model(data, match):
 
 def test_bad_calib():
     c = digits("calibration")
-    bad(r"calib \(in-memory arrays\): the calibration images x are all zero",
+    bad(r"calib \(in-memory arrays\): the calibration images in array 'x' are all zero",
         calib=np.zeros_like(c.x))
     bad(r"calib \(in-memory arrays\): .*transpose", calib=c.x.transpose(0, 2, 3, 1))
     bad(r"calib: expected .*type int", calib=3)

@@ -109,12 +109,25 @@ def expand_codings(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def spec_word(v) -> str:
+    """A parameter value as spec text that parse_coding reads back: on/off for a bool,
+    every digit of a float (numpy scalars too)."""
+    import numpy as np
+
+    if isinstance(v, (bool, np.bool_)):
+        return "on" if v else "off"
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return str(int(v)) if isinstance(v, np.integer) else str(v)
+
+
 def format_spec(name: str, params: dict[str, Any], only_changed: bool = False) -> str:
-    """The spec string of (name, params), e.g. ``sws:Tc=8,Ts=2``; round-trips parse_coding."""
+    """The spec string of (name, params), e.g. ``sws:Tc=8,Ts=2``, as a label: floats in
+    their short form (``%g``); parse_coding reads it back."""
     defaults = get_scheme(name).defaults()
 
     def word(v):
-        return ("on" if v else "off") if isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else str(v)
+        return f"{v:g}" if isinstance(v, float) else spec_word(v)
 
     items = [f"{k}={word(v)}" for k, v in params.items()
              if not (only_changed and defaults.get(k) == v)]

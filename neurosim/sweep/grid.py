@@ -220,7 +220,7 @@ def _count(path, key, v, lo) -> int:
 
 
 def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
-    from ..schemes import get_scheme, parse_coding, schemes
+    from ..schemes import get_scheme, parse_coding, schemes, spec_word
 
     real = Path(path)
     path = Path(shown) if shown else real  # how messages name the file
@@ -306,7 +306,7 @@ def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
         param_sets = []
         for combo in itertools.product(*axes):
             spec = scheme_name + "".join(
-                (":" if i == 0 else ",") + f"{k}={_word(val)}" for i, (k, val) in enumerate(combo))
+                (":" if i == 0 else ",") + f"{k}={spec_word(val)}" for i, (k, val) in enumerate(combo))
             try:
                 _, params = parse_coding(spec)
             except UserError as exc:
@@ -318,6 +318,3 @@ def parse_grid(doc, path: Path, shown: str | None = None) -> Grid:
         grid.codings.append((scheme_name, param_sets))
     return grid
 
-
-def _word(v) -> str:
-    return ("on" if v else "off") if isinstance(v, bool) else str(v)
