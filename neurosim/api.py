@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import UserError
-from .fixed_vs_float import warn_conversion_loss
+from .fixed_vs_float import warn_conversion_loss, warn_fixed_loss
 # the names a run's inputs go by, re-exported: neurosim.api.resolve_model, models_manifest, ...
 from .inputs import (DEFAULT_CODINGS, DEFAULT_HW, DEFAULT_MODEL, MODELS_DIR,  # noqa: F401
                      check_progress, codings_specs, load_inputs, models_manifest, resolve_model,
@@ -327,6 +327,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 raise UserError(f"on {where}: no coding can run on this model: {reasons}")
             for r in runs:
                 warn_conversion_loss(r, acc, len(test))
+                warn_fixed_loss(r, len(test))
             result.profiles.append(ProfileResult(profile, shown, mapping,
                                                  ann_energy(macs, profile),
                                                  ann_energy_fair(graph, profile), runs, traces,

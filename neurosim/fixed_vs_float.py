@@ -27,6 +27,10 @@ SWEEP_BITS = tuple(range(4, 13))
 # loses it (a scheme's limit, e.g. TSC's single emission on a net whose neurons fire in
 # bursts, or too few steps), and no fixed-point setting will win it back
 CONVERSION_LOSS_WARN = 0.10
+# a fixed-point run this far below its own float SNN is a warning when at least
+# FIXED_LOSS_IMAGES images make the difference (one or two flips near a decision boundary
+# are noise on a small set): the table shows both columns, the warning says where to look
+FIXED_LOSS_WARN, FIXED_LOSS_IMAGES = 0.03, 3
 
 
 def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int) -> None:
@@ -40,6 +44,23 @@ def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int) -> None:
             f"{ann_accuracy:.4f} on these {images} images: the conversion itself loses "
             f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point (more steps, "
             f"or another setting of the coding; 'neurosim codings' lists them)")
+
+
+def warn_fixed_loss(entry: dict, images: int) -> None:
+    """A warning in a run's ``entry["warnings"]`` when its fixed-point accuracy falls more
+    than FIXED_LOSS_WARN (and FIXED_LOSS_IMAGES images) below its float SNN's."""
+    flt, fixed = entry["accuracy"]["float"], entry["accuracy"]["fixed"]
+    if flt is None or fixed is None:
+        return
+    loss = flt - fixed
+    if loss > FIXED_LOSS_WARN and round(loss * images) >= FIXED_LOSS_IMAGES:
+        overflows = entry.get("overflows_total") or 0
+        entry["warnings"].append(
+            f"{entry['coding']}: fixed point reaches {fixed:.4f} against the float SNN's "
+            f"{flt:.4f} on these {images} images ({100 * loss:.1f} points"
+            + (", with no register overflow" if not overflows else "")
+            + "); 'neurosim check' with this coding shows per layer where the two part and "
+              "which weight width recovers it")
 
 
 def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile,
@@ -181,8 +202,12 @@ def format_check(results: list[dict[str, Any]], profile_name: str) -> str:
         half = r["weight_bits_within_half_point"]
         need = r["state_bits_needed"]
         out.append(textwrap.fill(
-            f"For a chip designer: {r['coding']} loses at most 0.5 points against float "
-            + (f"from {half}-bit weights on" if half else "at no swept weight width")
+            "For a chip designer: "
+            + (f"{r['coding']} loses at most 0.5 points against float from {half}-bit weights on"
+               if half else f"no swept weight width keeps {r['coding']} within 0.5 points of "
+               f"float at that width and every wider one (up to "
+               f"{max(w['weight_bits'] for w in r['weight_bits_sweep'])} bits)"
+               if r["weight_bits_sweep"] else f"{r['coding']} was not swept over weight widths")
             + "; its registers need "
             + (f"{need} state bits at the weights' resolution (the largest high-water mark "
                f"above, fractional bits excluded)" if isinstance(need, int) else

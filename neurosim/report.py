@@ -519,9 +519,12 @@ def format_seconds(v) -> str:
 
 
 def _latency_steps(run) -> str:
-    """Steps to a result; with early decision the mean over the images (~)."""
+    """Steps to a result; with early decision the mean over the images (~), unless every
+    image took the full latency (then it is exact: phase without ``early`` reports that)."""
     mean = run.get("latency_steps_mean")
-    return str(run["latency_steps"]) if mean is None else f"~{mean:.1f}"
+    if mean is None or mean == run["latency_steps"]:
+        return str(run["latency_steps"])
+    return f"~{mean:.1f}"
 
 
 def wrap_md(lines: list[str]) -> list[str]:

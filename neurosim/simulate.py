@@ -158,10 +158,19 @@ def run_entry(name: str, params: dict[str, Any], scheme, snn, fixed, flt, fx, la
             if fx.counts.by_image is not None else np.zeros(0, bool)
         run["overflow_images"] = int(hit.sum())
         if run["overflows_total"]:
+            acc = run["accuracy"]
+            # what overflow did to the result: the float SNN, where it ran, says how much
+            effect = ("the fixed-point results are not those of the float SNN, and its "
+                      "accuracy may be degraded" if acc["float"] is None else
+                      f"fixed {acc['fixed']:.4f} against float {acc['float']:.4f}: "
+                      + ("the accuracy is degraded by overflow or rounding"
+                         if acc["fixed"] < acc["float"] else
+                         "no accuracy lost on these images, though the overflowed registers "
+                         "hold wrong values (e.g. neurons driven far below threshold)"))
             warnings.append(
                 f"{run['coding']}: {run['overflows_total']:,} register overflows "
                 f"(saturated or wrapped) in {run['overflow_images']} of {len(labels)} images; "
-                f"the fixed-point accuracy is degraded by overflow (per layer: "
+                f"{effect} (per layer: "
                 + ", ".join(f"{k} {v:,}" for k, v in run["overflows_by_layer"].items() if v)
                 + ")")
     return run

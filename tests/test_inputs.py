@@ -127,7 +127,9 @@ def test_overflows_are_reported_per_image_and_in_total(capsys, tmp_path):
     assert code == 0, err
     (run,) = json.loads(out_json.read_text())["runs"]
     assert run["overflows_total"] > 0
-    assert "degraded by overflow" in out and out.index("WARNING:") < out.index("ANN accuracy")
+    # fixed only: no float run to say what the overflows cost
+    assert "register overflows" in out and "may be degraded" in out
+    assert out.index("WARNING:") < out.index("ANN accuracy")
     assert 0 < run["overflow_images"] <= 40
     assert run["overflows"] == pytest.approx(run["overflows_total"] / 40)
 

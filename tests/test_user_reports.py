@@ -145,6 +145,27 @@ def test_a_float_snn_far_below_the_ann_is_a_warning(tmp_path):
     assert not any("the conversion itself loses" in w for w in sws["warnings"])
 
 
+@pytest.mark.parametrize("flt, fixed, images, warned", [
+    (0.84, 0.76, 100, True),  # a probe's depthwise CNN: 8 images, no warning before
+    (0.84, 0.80, 100, True),
+    (0.84, 0.82, 100, False),  # 2 points: within FIXED_LOSS_WARN
+    (1.00, 0.90, 20, False),  # 10 points but 2 images
+    (0.80, 0.85, 100, False),  # fixed above float
+    (None, 0.5, 100, False),  # fixed only: nothing to compare
+])
+def test_fixed_point_far_below_its_float_snn_is_a_warning(flt, fixed, images, warned):
+    from neurosim.fixed_vs_float import warn_fixed_loss
+
+    entry = {"coding": "sws:Tc=4", "accuracy": {"float": flt, "fixed": fixed},
+             "overflows_total": 0, "warnings": []}
+    warn_fixed_loss(entry, images)
+    assert bool(entry["warnings"]) == warned
+    if warned:
+        (w,) = entry["warnings"]
+        assert "with no register overflow" in w and "neurosim check" in w
+        assert f"{100 * (flt - fixed):.1f} points" in w
+
+
 def test_check_warns_of_a_float_snn_far_below_the_ann():
     """``check`` compares fixed point with float; a float SNN already tens of points below
     the ANN is the larger loss, and check says so too, with the ANN's accuracy beside."""
@@ -280,3 +301,13 @@ def test_sws_without_negative_spikes_compares_once_per_firing_step():
                      precision="fixed", progress=False)
     on, off = (r["counts"]["compare"] for r in result.runs)
     assert on == 2 * off > 0
+
+
+def test_latency_is_marked_approximate_only_when_images_ended_early():
+    """A probe saw phase without early decision printed as "~64.0": every image took the
+    full 64 steps, so the latency is exact."""
+    from neurosim.report import _latency_steps
+
+    assert _latency_steps({"latency_steps": 64}) == "64"
+    assert _latency_steps({"latency_steps": 64, "latency_steps_mean": 64.0}) == "64"
+    assert _latency_steps({"latency_steps": 64, "latency_steps_mean": 40.25}) == "~40.2"
