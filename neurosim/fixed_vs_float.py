@@ -20,7 +20,7 @@ from .data import Dataset
 from .graph import Conv, Dense, Graph
 from .report import format_warnings
 from .simulate import conversion_warnings
-from .schemes import expand_codings, format_spec, get_scheme
+from .schemes import expand_codings, format_spec, get_scheme, parse_coding
 
 SWEEP_BITS = tuple(range(4, 13))
 # a float SNN this far below the ANN on the same images is a warning: the conversion itself
@@ -42,8 +42,8 @@ def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int) -> None:
         entry["warnings"].append(
             f"{entry['coding']}: the float SNN reaches {flt:.4f} against the ANN's "
             f"{ann_accuracy:.4f} on these {images} images: the conversion itself loses "
-            f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point (more steps, "
-            f"or another setting of the coding; 'neurosim codings' lists them)")
+            f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point ("
+            f"{get_scheme(parse_coding(entry['coding'])[0]).loss_advice})")
 
 
 def warn_fixed_loss(entry: dict, images: int) -> None:

@@ -41,9 +41,10 @@ def population_rows(graph: Graph) -> list[dict]:
 
 
 def layer_sizes(graph: Graph) -> list[LayerSize]:
-    """Neurons and stored synapses of every spiking layer (input excluded), for core mapping."""
-    return [LayerSize(r["name"], r["neurons"], r["synapses"]) for r in population_rows(graph)
-            if r["kind"] != "input"]
+    """Neurons and stored synapses of every population, for core mapping. The input layer's
+    encoder neurons take cores like any layer (no synapses): the pipeline model places them,
+    so the fit verdict counts them (a probe found a chip one core short said to fit)."""
+    return [LayerSize(r["name"], r["neurons"], r["synapses"]) for r in population_rows(graph)]
 
 
 def _short(name: str, width: int = 22) -> str:
@@ -665,9 +666,12 @@ def format_markdown(result, figures=()) -> str:
 
 
 def format_counts_csv(result) -> str:
-    """One row per profile × coding × layer, a column per counted action, means per inference.
-    An action the run did not count (a float run counts spikes only) is an empty cell, not 0:
-    its JSON entry leaves it out the same way."""
+    """One row per profile × coding × layer, a column per counted action, means per inference,
+    then ``hop`` (spikes the layer sends times the hops they travel, from the pipeline model's
+    placement: priced and charged to the sending layer like the JSON's ``by_layer``). An action
+    the run did not count (a float run counts spikes only; no placement, no hops) is an empty
+    cell, not 0: its JSON entry leaves it out the same way. Values keep 12 significant digits,
+    so that Σ count × price reproduces the JSON's energies."""
     import csv
     import io
 
@@ -675,13 +679,16 @@ def format_counts_csv(result) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["hw", "coding", "layer", *ACTIONS])
+    w.writerow(["hw", "coding", "layer", *ACTIONS, "hop"])
     for p in result.profiles:
-        counted = {r["coding"]: set(r.get("counts") or ACTIONS) for r in p.runs}
+        runs = {r["coding"]: r for r in p.runs}
         for t in p.traces:
-            keep = counted.get(t.coding, set(ACTIONS))
+            run = runs.get(t.coding, {})
+            keep = set(run.get("counts") or ACTIONS)
+            hops = (run.get("pipeline") or {}).get("hops_per_frame") or {}
             for i, layer in enumerate(t.layers):
                 w.writerow([p.name, t.coding, layer,
-                            *(f"{v:.6g}" if a in keep else "" for a, v in
-                              zip(ACTIONS, t.counts_by_layer[i]))])
+                            *(f"{v:.12g}" if a in keep else "" for a, v in
+                              zip(ACTIONS, t.counts_by_layer[i])),
+                            f"{hops[layer]:.12g}" if layer in hops else ""])
     return buf.getvalue()

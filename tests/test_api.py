@@ -13,6 +13,7 @@ import pytest
 import neurosim
 from neurosim.cli import main
 from neurosim.counts import ACTIONS
+from neurosim.hw.profile import load_profile
 from neurosim.report import finite_or_null
 from neurosim.schema import report_schema, validate_report
 
@@ -86,6 +87,13 @@ def test_out_writes_every_file(cli_out):
         assert len(mine) == len(run["energy_pj"]["by_layer"]) >= 3
         for a in ACTIONS:
             assert sum(float(r[a]) for r in mine) == pytest.approx(run["counts"][a], rel=1e-5)
+        # hops too (a probe found them missing): each layer's Σ count × price is its energy
+        assert sum(float(r["hop"]) for r in mine) == pytest.approx(run["counts"]["hop"])
+        prof = load_profile("loihi_like")
+        for r in mine:
+            pj = sum(float(r[a]) * prof.price(a) for a in ACTIONS if r[a]) \
+                + float(r["hop"]) * prof.cores.hop_energy_pj
+            assert pj == pytest.approx(run["energy_pj"]["by_layer"][r["layer"]], rel=1e-9)
     # latency and throughput come from the pipeline model, one frame no faster than its steps
     for run in doc["runs"]:
         assert run["throughput_fps"] > 0 and run["latency_s"] == run["pipeline"]["latency_s"]

@@ -1,4 +1,5 @@
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from neurosim.hw import (
     LayerSize, bundled_profiles, format_mapping, format_profiles_table, load_profile,
     map_layers, mapping_to_dict, profile_to_dict, profiles_to_dict,
 )
+from neurosim.hw import profile as profile_module
 from neurosim.hw.profile import TIMED_ACTIONS
 
 HERE = Path(__file__).parent
@@ -44,6 +46,16 @@ EXPECTED = {
     "empty_file.yaml": ("(top level)", "empty file"),
     "comment_only.yaml": ("(top level)", "empty document"),
     "top_level_list.yaml": ("(top level)", "list"),
+    # a 400-digit integer has no float (was an OverflowError traceback)
+    "huge_integer.yaml": ("energy_pj.synop.value", "too large for a float"),
+    # '? [a, b]' is a list as a key (was a TypeError traceback)
+    "complex_key.yaml": ("the key at line 8", "a list"),
+    # YAML 1.1 reads 0100 as 64 and 7:45 as 465: refused, not silently changed
+    "octal_number.yaml": ("cores.neurons_per_core.value", "octal 64; write 100"),
+    "sexagesimal_number.yaml": ("timing.barrier_ns.value", "base-60 number 465; write 465"),
+    "sci_without_sign.yaml": ("static_power_w.value", "write 104.0e-3 or 0.104"),
+    "clock_in_ghz.yaml": ("timing.clock_hz.value", "at least 1000 Hz"),
+    "hop_as_action.yaml": ("energy_pj.hop", "cores.hop_energy_pj"),
 }
 
 
@@ -210,3 +222,57 @@ def test_empty_profile_name_is_an_error():
     with pytest.raises(UserError, match="empty profile name"):
         load_profile("")
 
+
+
+def test_merge_keys_are_read_and_still_refuse_duplicates(tmp_path):
+    """<<: *anchor reuses a sourced number; the mapping's own keys override the merged ones."""
+    old = "  synop:\n    value: 23.6\n"
+    text = LOIHI.read_text().replace(old, "  synop: &SYN\n    value: 23.6\n", 1)
+    old_read = text[text.index("  weight_read:"):text.index("  state_read:")]
+    merged = text.replace(old_read, "  weight_read:\n    <<: *SYN\n    value: 5.0\n", 1)
+    p = tmp_path / "merge.yaml"
+    p.write_text(merged)
+    prof = load_profile(p)
+    assert prof.energy_pj["weight_read"] == 5.0 and prof.energy_pj["synop"] == 23.6
+    assert prof.provenance["energy_pj.weight_read"].source == ("davies2018",)
+    p.write_text(merged.replace("    value: 5.0\n", "    value: 5.0\n    value: 6.0\n", 1))
+    with pytest.raises(UserError, match=r"merge\.yaml: key 'value' is given twice"):
+        load_profile(p)
+
+
+def test_hex_and_underscore_numbers_keep_their_value(tmp_path):
+    """Unlike 0100 (octal 64), 0x400 and 1_024 read as what they say: accepted."""
+    for written in ("0x400", "1_024"):
+        p = _edited(tmp_path, "neurons_per_core: {value: 1024,",
+                    f"neurons_per_core: {{value: {written},")
+        assert load_profile(p).cores.neurons_per_core == 1024
+
+
+@pytest.mark.parametrize("written, advice", [
+    ("1e-3", "write 1.0e-3 or 0.001"), ("1.0e5", "write 1.0e+5 or 100000.0"),
+])
+def test_scientific_notation_yaml_reads_as_text_gets_a_hint(tmp_path, written, advice):
+    p = _edited(tmp_path, "  synop:\n    value: 23.6\n", f"  synop:\n    value: {written}\n")
+    with pytest.raises(UserError, match=rf"energy_pj\.synop\.value: expected a number, found the "
+                                        rf"string '{written}' \(YAML reads {written} as text: "
+                                        rf"{re.escape(advice)}\)"):
+        load_profile(p)
+
+
+def test_a_clock_that_makes_times_non_finite_is_refused(tmp_path, monkeypatch):
+    """Even without the 1 kHz lower bound, a clock of 1e-300 Hz must not give inf / nan ns
+    (the pipeline would count a nan time as no work)."""
+    monkeypatch.setattr(profile_module, "SANE_LOWER_LIMITS", ())
+    p = _edited(tmp_path, "  unit: ns\n",
+                "  unit: cycles\n  clock_hz: {value: 1.0e-300, source: neurosim_assumption}\n")
+    with pytest.raises(UserError, match=r"timing\.per_action\.synop\.value: expected a time "
+                                        r"that is finite in ns.*= inf ns"):
+        load_profile(p)
+
+
+def test_hop_timing_points_to_the_cores_section(tmp_path):
+    p = _edited(tmp_path, "  per_action:\n",
+                "  per_action:\n    hop: {value: 6.5, source: davies2018}\n")
+    with pytest.raises(UserError, match=r"timing\.per_action\.hop: unknown action \(hop energy "
+                                        r"and latency live under .*cores\.hop_latency_ns\)"):
+        load_profile(p)

@@ -357,3 +357,35 @@ def test_grid_seed_yields_to_a_codings_own_and_yaml_booleans_are_named(tmp_path)
         assert [p["seed"] for p in rate_sets] == seeds
     with pytest.raises(UserError, match=r"codings\.rate\.T: expected a whole number, found True"):
         _grid(tmp_path, "models: [digits_mlp]\ncodings: {rate: {T: true}}\n", "b.yaml")
+
+
+def two_core_profile(tmp_path) -> Path:
+    """loihi_like cut to 2 cores on a 1×1 mesh: digits_mlp's 4 layers (input included) do
+    not fit."""
+    import re
+
+    text = (Path(neurosim.__file__).parent / "hw_configs" / "loihi_like.yaml").read_text()
+    text = text.replace("count: {value: 128,", "count: {value: 2,")
+    text = text.replace("name: loihi_like", "name: loihi_two_cores", 1)
+    text = re.sub(r"mesh_rows:\n    value: 4", "mesh_rows:\n    value: 1", text)
+    text = text.replace("mesh_cols: {value: 8,", "mesh_cols: {value: 1,")
+    text = text.replace("cores_per_router:\n    value: 4", "cores_per_router:\n    value: 2")
+    path = tmp_path / "two.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_network_that_does_not_fit_its_chip_is_no_pareto_point(tmp_path):
+    """A probe saw points on a chip too small for the network as ``status = ok`` rows on the
+    Pareto front, their times computed on cores the chip does not have."""
+    prof = two_core_profile(tmp_path)
+    grid = _grid(tmp_path, TINY.replace("profiles: [loihi_like]", f"profiles: [{prof}]")
+                 .replace("sws: {Tc: [4, 6]}", "sws: {Tc: 4}"))
+    outcome = run_sweep(grid, tmp_path / "out", serial=True)
+    rows = _rows(outcome.table)
+    assert [r["status"] for r in rows] == ["does_not_fit"] * 2
+    assert all("does not fit loihi_two_cores: it needs 4 cores" in r["message"] for r in rows)
+    assert all(r["accuracy_fixed"] is not None for r in rows)  # the numbers are kept
+    write_report(outcome.table, tmp_path / "out", "tiny.yaml")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "does not fit the chip" in text and "Pareto front" not in text

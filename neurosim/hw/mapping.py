@@ -77,8 +77,9 @@ class Mapping:
                     f"{lm.synapse_bits} bits need {lm.cores} cores of "
                     f"{self.synapse_memory_bits} bits synapse memory")
             else:
-                msgs.append(f"layer {lm.name}: {lm.neurons} neurons need {lm.cores} cores of "
-                            f"{self.neurons_per_core} neurons")
+                msgs.append(f"layer {lm.name}: {lm.neurons} neurons need {lm.cores} "
+                            f"core{'' if lm.cores == 1 else 's'} of {self.neurons_per_core} "
+                            f"neurons")
         return msgs
 
 

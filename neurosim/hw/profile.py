@@ -11,6 +11,7 @@ profiles") and mirrored in ``SCHEMA`` below.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +266,8 @@ class _Said(str):
 
 
 def _describe(v) -> str:
+    if isinstance(v, _Yaml11Number):
+        return f"{v.written}, which YAML reads as {v.reading}"
     if v is None:
         return "nothing (null)"
     if isinstance(v, bool):
@@ -321,13 +324,26 @@ class _Checker:
         return v
 
     def number(self, key: str, v) -> float:
+        if isinstance(v, _Yaml11Number):
+            self.fail(key, "a number", _Said(f"{_describe(v)}; {v.advice}"))
+        sci_advice = _sci_text_advice(v) if isinstance(v, str) else ""
+        if sci_advice:
+            self.fail(key, "a number", _Said(f"the string {v!r} ({sci_advice})"))
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(key, "a number", v)
-        if not math.isfinite(v):
+        try:
+            finite = math.isfinite(v)
+        except OverflowError:  # YAML ints are unbounded; one of hundreds of digits has no float
+            self.fail(key, "a finite number", _Said("an integer too large for a float "
+                                                    "(over 308 digits)"))
+        if not finite:
             self.fail(key, "a finite number", v)
         if v < 0:
             self.fail(key, "a number >= 0", v)
-        limit = _sane_limit(key)
+        low = _sane_limit(key, SANE_LOWER_LIMITS)
+        if low is not None and v < low[0]:
+            self.fail(key, f"at least {low[0]:g} {low[1]}", v)
+        limit = _sane_limit(key, SANE_LIMITS)
         if limit is not None and v > limit[0]:
             self.fail(key, f"at most {limit[0]:g} {limit[1]}", v)
         return v
@@ -414,27 +430,102 @@ SANE_LIMITS = (
 )
 
 
-def _sane_limit(key: str) -> tuple[float, str] | None:
-    for prefix, limit, unit in SANE_LIMITS:
+# Lower bounds, only where a smaller value has no physical reading: no synchronous chip runs
+# below 1 kHz, so such a clock is a unit mix-up ('1' meaning 1 GHz) that would turn every
+# per-action time into seconds, or into inf / nan ns for a clock near 0.
+SANE_LOWER_LIMITS = (
+    ("timing.clock_hz.", 1e3, "Hz (a slower clock is likely MHz or GHz written as Hz)"),
+)
+
+
+def _sane_limit(key: str, limits) -> tuple[float, str] | None:
+    """(bound, unit) of the first entry of ``limits`` whose prefix matches ``key``."""
+    for prefix, limit, unit in limits:
         if key.startswith(prefix) or key == prefix.rstrip("."):
             return limit, unit
     return None
 
 
+@dataclass(frozen=True, repr=False)
+class _Yaml11Number:
+    """A number spelling that YAML 1.1 (PyYAML) reads as something else than it looks:
+    ``0100`` is octal 64, ``7:45`` is base-60 465. The loader keeps it as this marker instead
+    of the changed value, so the checker refuses it under its key path."""
+
+    written: str    # as in the file
+    reading: str    # what YAML makes of it: "octal 64"
+    advice: str     # how to write what was meant
+
+    def __repr__(self) -> str:
+        return self.written
+
+
+# Scientific notation that YAML 1.1 reads as text: it needs a '.' in the mantissa and a sign
+# in the exponent (1.0e+5), so 1e-3 and 1.0e5 are strings.
+_SCI_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _sci_text_advice(text: str) -> str:
+    """'YAML reads 1.0e5 as text: write 1.0e+5 or 100000.0' for scientific notation that YAML
+    1.1 left as a string, else '' (also for a quoted, well-formed '1.0e+5')."""
+    if not _SCI_TEXT.fullmatch(text):
+        return ""
+    mantissa, exponent = re.split("[eE]", text)
+    as_yaml = (mantissa if "." in mantissa else mantissa + ".0") + "e" + (
+        exponent if exponent[0] in "+-" else "+" + exponent)
+    if as_yaml == text:
+        return ""
+    plain = repr(float(text))
+    return f"YAML reads {text} as text: write {as_yaml}" + ("" if "e" in plain else f" or {plain}")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, but a key given twice in one mapping is an error (plain YAML lets
-    the last one win, silently)."""
+    the last one win, silently), a complex key (? [a, b]) is an error, merge keys (<<: *a)
+    work as in plain YAML, and octal / base-60 number spellings are kept as ``_Yaml11Number``
+    markers for the checker to refuse."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            # a merge key (<<: *anchor) may repeat keys: the mapping's own keys override the
+            # merged ones (YAML's rule); SafeLoader's flatten_mapping does that merge below
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):  # a complex key: ? [a, b]
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                raise UserError(f"{{path}}: the key at line {line}: expected a text key, found "
+                                f"a {kind} (a YAML complex key)")
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise UserError(f"{{path}}: key {key!r} is given twice, at line {seen[key]} and "
                                 f"at line {line}; keep one")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        value = super().construct_yaml_int(node)
+        digits = node.value.replace("_", "").lstrip("+-")
+        if ":" in digits:
+            return _Yaml11Number(node.value, f"the base-60 number {value}",
+                                 f"write {value} if that is meant")
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xb":
+            return _Yaml11Number(node.value, f"octal {value}",
+                                 f"write {int(node.value.replace('_', ''), 10)} "
+                                 f"(or {value} if octal is meant)")
+        return value
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        if ":" in node.value:
+            return _Yaml11Number(node.value, f"the base-60 number {value!r}",
+                                 f"write {value!r} if that is meant")
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
 
 
 def _join(a: str, b: str) -> str:
@@ -523,11 +614,8 @@ def _validate(path: Path, doc) -> Profile:
     en = c.mapping("energy_pj", doc["energy_pj"], "a mapping {action: sourced number in pJ}")
     for k in en:
         if k not in PRICED_ACTIONS:
-            hint = did_you_mean(k, PRICED_ACTIONS)
-            if k in ("spike_out_pos", "spike_out_neg"):
-                hint = " (both spike signs are priced by one 'spike_out')"
-            raise UserError(f"{path}: energy_pj.{k}: unknown action{hint}; expected one of "
-                            f"{', '.join(PRICED_ACTIONS)}")
+            raise UserError(f"{path}: energy_pj.{k}: unknown action{_unknown_action_hint(k)}; "
+                            f"expected one of {', '.join(PRICED_ACTIONS)}")
     for a in PRICED_ACTIONS:
         if a not in en:
             raise UserError(f"{path}: energy_pj.{a}: expected a price in pJ for the counted action "
@@ -544,16 +632,14 @@ def _validate(path: Path, doc) -> Profile:
     if unit == "cycles":
         if "clock_hz" not in tm:
             c.fail("timing.clock_hz", "a clock frequency (timing.unit is cycles)", _Said("no such key"))
-        clock = c.sourced("timing.clock_hz", tm["clock_hz"]).value
-        if clock <= 0:
-            c.fail("timing.clock_hz.value", "a number > 0", clock)
+        clock = c.sourced("timing.clock_hz", tm["clock_hz"]).value  # >= 1 kHz: SANE_LOWER_LIMITS
     elif "clock_hz" in tm:
         c.fail("timing.clock_hz", "no clock_hz when timing.unit is ns", tm["clock_hz"])
     pa = c.mapping("timing.per_action", tm["per_action"], f"a mapping {{action: sourced number in {unit}}}")
     for k in pa:
         if k not in PRICED_ACTIONS:
             raise UserError(f"{path}: timing.per_action.{k}: unknown action"
-                            f"{did_you_mean(k, PRICED_ACTIONS)}; expected one of "
+                            f"{_unknown_action_hint(k)}; expected one of "
                             f"{', '.join(PRICED_ACTIONS)}")
     for a in TIMED_ACTIONS:
         if a not in pa:
@@ -561,6 +647,12 @@ def _validate(path: Path, doc) -> Profile:
                             f"counted action '{a}', found no such key")
     scale = 1.0 if unit == "ns" else 1e9 / clock
     per_ns = {a: c.sourced(f"timing.per_action.{a}", pa[a]).value * scale for a in pa}
+    # The clock and per-action bounds keep these finite; should they ever not, an inf or nan
+    # time must stop here, or the pipeline would count it as no work at all.
+    for a, ns in per_ns.items():
+        if not math.isfinite(ns):
+            c.fail(f"timing.per_action.{a}.value", f"a time that is finite in ns at "
+                   f"timing.clock_hz {clock:g} Hz", _Said(f"{pa[a]['value']} {unit} = {ns} ns"))
     sync = c.enum("timing.sync", tm["sync"], SYNCS)
     barrier = 0.0
     if sync == "barrier":
@@ -617,6 +709,16 @@ def _validate(path: Path, doc) -> Profile:
     return Profile(name=name, path=path, description=description, sources=tuple(sources),
                    arithmetic=arith, energy_pj=energy, static_power_w=static, timing=timing,
                    cores=cores, provenance=dict(c.provenance), ann_baseline=ann)
+
+
+def _unknown_action_hint(action: str) -> str:
+    """Why a key under energy_pj / timing.per_action is not a price name, or a close name."""
+    if action in ("spike_out_pos", "spike_out_neg"):
+        return " (both spike signs are priced by one 'spike_out')"
+    if action == "hop":
+        return (" (hop energy and latency live under cores.hop_energy_pj and "
+                "cores.hop_latency_ns)")
+    return did_you_mean(action, PRICED_ACTIONS)
 
 
 def _mesh(c: "_Checker", co: dict) -> tuple[int, int, int] | None:

@@ -102,6 +102,9 @@ class Scheme:
     fixed_simulator: Callable | None = None
     converter: Callable | None = None  # convert(graph, scales, params[, calib_x]) -> the SNN
     converter_uses_data: bool = False  # the converter tunes itself on calib_x too
+    # what a user can try when the float SNN falls far below the ANN (the conversion-loss
+    # warning); a scheme whose loss more steps do not cure says so
+    loss_advice: str = "more steps, or another setting of the coding; 'neurosim codings' lists them"
 
     def drops_negative_inputs(self, params: dict[str, Any]) -> str | None:
         """Why this coding's encoder sends a negative input as 0 (e.g. "a first spike carries

@@ -39,6 +39,12 @@ def cheapest_within(rows: list[dict], ann_accuracy: float) -> dict | None:
     return min(good, key=lambda r: (r[ENERGY], r["index"])) if good else None
 
 
+def _unfit_reason(message: str) -> str:
+    """The pipeline model's does-not-fit sentence out of a row's joined warnings."""
+    start = message.find("the network does not fit")
+    return message[start:].split(" (the mapping")[0] if start >= 0 else message
+
+
 def _usable(r: dict) -> bool:
     return r["status"] == "ok" and r.get("accuracy_fixed") is not None \
         and r.get(ENERGY) is not None and r.get(LATENCY) is not None
@@ -104,7 +110,8 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
              f"Accuracy is the bit-accurate fixed-point model's, on the same images as the "
              f"ANN's.")
     lines = [f"# Sweep: {grid_name}", "", textwrap.fill(intro, 100), ""]
-    refused = [r for r in rows if r["status"] != "ok"]
+    refused = [r for r in rows if r["status"] == "refused"]
+    unfit = [r for r in rows if r["status"] == "does_not_fit"]
     groups: dict = {}
     for r in rows:
         if _usable(r):
@@ -153,6 +160,14 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
             lines.append(textwrap.fill(f"- {r['model']} on {r['profile']} {_bits(r)}, "
                                        f"`{r['coding']}`: {first}", 100,
                                        subsequent_indent="  ", break_on_hyphens=False))
+        lines.append("")
+    if unfit:
+        lines += ["## Points whose network does not fit the chip", "",
+                  textwrap.fill("Run, but on no Pareto front: their latency and static energy "
+                                "are those of a chip with enough cores:", 100), ""]
+        lines += [textwrap.fill(f"- {r['model']} on {r['profile']} {_bits(r)}, `{r['coding']}`: "
+                                f"{_unfit_reason(r['message'])}", 100, subsequent_indent="  ",
+                                break_on_hyphens=False) for r in unfit]
         lines.append("")
     write_atomic(out / "report.md", "\n".join(lines))
     written.append(out / "report.md")

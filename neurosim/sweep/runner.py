@@ -166,7 +166,9 @@ def point_row(point, grid, model_name: str, data_name: str, calib_name: str, lab
                    ann_energy_pj, arithmetic)
     e = run["energy_pj"] or {}
     row.update({
-        "status": "ok",
+        # a network that does not fit the point's chip keeps its numbers (accuracy and counts
+        # hold; times and static energy are a bigger chip's) but no place on a Pareto front
+        "status": "ok" if mapping is None or mapping.fits else "does_not_fit",
         "message": "; ".join(run["warnings"]),
         "accuracy_float": run["accuracy"]["float"],
         "accuracy_fixed": run["accuracy"]["fixed"],
