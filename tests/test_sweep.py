@@ -388,4 +388,4 @@ def test_a_network_that_does_not_fit_its_chip_is_no_pareto_point(tmp_path):
     assert all(r["accuracy_fixed"] is not None for r in rows)  # the numbers are kept
     write_report(outcome.table, tmp_path / "out", "tiny.yaml")
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "does not fit the chip" in text and "Pareto front" not in text
+    assert "does not fit the chip" in text and "Pareto front, fixed accuracy" not in text
