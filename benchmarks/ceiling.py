@@ -65,18 +65,29 @@ def scatter_ceiling(width: int, hw: int = 16, events: int = 4096, seconds: float
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else the architecture: the same script on
-    another machine gives other numbers, so the report says which machine it ran on."""
+    """The CPU's model name, family/model and widest vector unit (/proc/cpuinfo), else the
+    architecture: the same script on another machine gives other numbers, so the report
+    says which machine it ran on. The vector width matters most: the engine's 16-lane adds
+    are one AVX-512 instruction or two AVX2 ones (measured: the VGG's SWS ratio to torch
+    2.69× on an AVX-512 Zen 4 VM, 1.83× on an AVX2 Zen 3 VM)."""
     import platform
 
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    simd = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+            else "NEON" if "asimd" in flags else "no AVX2")
+    family = (f", family {fields['cpu family']} model {fields['model']}"
+              if "cpu family" in fields and "model" in fields else "")
+    return f"{fields['model name']}{family}, {simd}"
 
 
 ARITHMETIC_JOB = ("import sys, time\nprint('ready', flush=True)\nsys.stdin.readline()\n"

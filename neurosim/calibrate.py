@@ -45,9 +45,17 @@ def population_values(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     return {p.name: acts[p.pre] if p.kind == "readout" else acts[p.name] for p in pops}
 
 
+class Scales(dict):
+    """{population name: λ}, and ``silent``: the populations that are 0 on every calibration
+    image, whose λ is the stand-in SILENT_POPULATION_SCALE (a dead layer, or calibration
+    images unlike the data: worth a word wherever a result depends on it)."""
+
+    silent: tuple[str, ...] = ()
+
+
 def calibrate(graph: Graph, x: np.ndarray, percentile: float = DEFAULT_PERCENTILE,
-              input_percentile: float = INPUT_PERCENTILE) -> dict[str, float]:
-    """{population name: λ} over the calibration images ``x``."""
+              input_percentile: float = INPUT_PERCENTILE) -> Scales:
+    """{population name: λ} over the calibration images ``x`` (a ``Scales``)."""
     percentile = check_percentile(percentile)
     input_percentile = check_percentile(input_percentile, "input_percentile")
     if len(x) == 0:
@@ -56,12 +64,15 @@ def calibrate(graph: Graph, x: np.ndarray, percentile: float = DEFAULT_PERCENTIL
     if not np.any(x):
         raise UserError("the calibration images are all zero: no activation scale can be "
                         "measured on them; pass --calib with images like the test data")
-    scales = {}
+    scales, silent = Scales(), []
     for name, values in population_values(graph, x).items():
         q = input_percentile if kinds[name] == "input" else percentile
         magnitude = np.abs(values)
         lam = float(np.percentile(magnitude, q))
         if lam == 0.0 and magnitude.any():  # sparse, not silent
             lam = float(np.percentile(magnitude[magnitude > 0], q))
+        if lam == 0.0:
+            silent.append(name)
         scales[name] = lam if lam > 0.0 else SILENT_POPULATION_SCALE
+    scales.silent = tuple(silent)
     return scales

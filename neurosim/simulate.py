@@ -75,15 +75,21 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
             if q not in scales_by_percentile:
                 scales_by_percentile[q] = calibrate(graph, calib_data.x, q)
             scales = scales_by_percentile[q]
+        silent = silent_note(scales)
         try:
             snn = scheme.build(graph, calib_data.x, params, scales=scales)
             fixed = scheme.quantize(snn, profile.arithmetic) if precision != "float" else None
         except UserError as e:
+            # a refusal on a network with a dead layer is often caused by its stand-in scale
+            # (a probe: TSC asked for 57 state bits, blaming N): say so beside the refusal
+            reason = f"{e}; {silent}" if silent else str(e)
             if not_run is None:
-                raise
+                raise UserError(reason) from None
             not_run.append({"coding": format_spec(name, params, only_changed=True),
-                            "reason": str(e)})
+                            "reason": reason})
             continue
+        if silent:
+            snn.warnings.append(f"coding '{name}': {silent}")
         prepared.append((name, params, scheme, snn, fixed))
     runs = []
     for name, params, scheme, snn, fixed in prepared:
@@ -104,6 +110,19 @@ def run_codings(graph: Graph, data: Dataset, calib_data: Dataset, specs: list[st
 def _labelled(progress, label: str):
     """``progress(label, done, total)`` as the ``(done, total)`` callback a simulator calls."""
     return (lambda done, total: progress(label, done, total)) if progress else None
+
+
+def silent_note(scales) -> str:
+    """What to say of a calibration whose populations were 0 on every image ('' if none)."""
+    silent = list(getattr(scales, "silent", ()))
+    if not silent:
+        return ""
+    return (f"{', '.join(repr(n) for n in silent)} "
+            f"{'is' if len(silent) == 1 else 'are'} 0 on every calibration image (a dead "
+            f"layer, or calibration images unlike the data): "
+            f"{'its' if len(silent) == 1 else 'their'} scale is a stand-in and the layers "
+            f"after {'it' if len(silent) == 1 else 'them'} receive nothing from "
+            f"{'it' if len(silent) == 1 else 'them'} but biases")
 
 
 def conversion_warnings(snn, fixed) -> list[str]:

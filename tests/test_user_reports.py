@@ -314,3 +314,28 @@ def test_latency_is_marked_approximate_only_when_images_ended_early():
     assert _latency_steps({"latency_steps": 64}) == "64"
     assert _latency_steps({"latency_steps": 64, "latency_steps_mean": 64.0}) == "64"
     assert _latency_steps({"latency_steps": 64, "latency_steps_mean": 40.25}) == "~40.2"
+
+
+def test_a_dead_layer_is_named_beside_results_and_refusals():
+    """A hidden layer that is 0 on every calibration image gets a stand-in scale; a probe saw
+    TSC refuse such a net asking for 57 state bits and blaming N. Every coding now says which
+    layer is silent, in its warnings or beside its refusal."""
+    from neurosim import api
+
+    rng = np.random.default_rng(0)
+    w1, w2, w3 = rng.normal(0, 1, (16, 8)), rng.normal(0, 1, (8, 16)), rng.normal(0, 1, (3, 8))
+    nodes = [helper.make_node("Gemm", ["x", "W1", "B1"], ["h1"], transB=1),
+             helper.make_node("Relu", ["h1"], ["r1"], name="live"),
+             helper.make_node("Gemm", ["r1", "W2", "B2"], ["h2"], transB=1),
+             helper.make_node("Relu", ["h2"], ["r2"], name="dead"),
+             helper.make_node("Gemm", ["r2", "W3", "B3"], ["y"], transB=1)]
+    net = model(nodes, [("x", ("N", 8))], "y",
+                [("W1", w1), ("B1", np.zeros(16)), ("W2", w2), ("B2", np.full(8, -1e3)),
+                 ("W3", w3), ("B3", [0.1, 0.0, -0.1])], out_shape=("N", 3))
+    x = rng.uniform(0, 1, (40, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    result = api.compare(net, data=(x, y), calib=x, codings=["sws", "tsc"], progress=False)
+    notes = [w for r in result.runs for w in r["warnings"]] + \
+        [n["reason"] for p in result.profiles for n in p.not_run]
+    assert len(notes) >= 2 and all("dead" in n for n in notes if "calibration image" in n)
+    assert sum("is 0 on every calibration image" in n for n in notes) == 2

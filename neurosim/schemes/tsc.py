@@ -167,6 +167,7 @@ class TSCNet:
     N: int
     emission: str
     params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader of the result must know
 
     @property
     def populations(self) -> list[Layer]:
