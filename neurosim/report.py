@@ -357,7 +357,7 @@ def format_runs(runs: list[dict], ann_accuracy: float, ann_energy_pj: float | No
             f"{_latency_steps(r)} / {r['steps_per_frame']}",
             f"{r['spikes']['pos']:,.0f} / {r['spikes']['neg']:,.0f}",
             "-" if e is None else f"{e['dynamic'] / 1e6:.3f} + {e['static'] / 1e6:.3f}",
-            "-" if e is None or not ann_energy_pj else f"{e['dynamic'] / ann_energy_pj:.1f}×",
+            "-" if e is None or not ann_energy_pj else _times(e["dynamic"] / ann_energy_pj, ".1f"),
             _overflows(r["overflows"])])
         if e:
             parts = sorted(e["by_action"].items(), key=lambda kv: -kv[1])
@@ -409,8 +409,11 @@ def format_comparison(runs: list[dict], ann_accuracy: float, ann_macs: int,
 
 def _compact(v: float, decimals: int) -> str:
     """``v`` with ``decimals`` decimals below 1000, above it whole with thousands separators
-    (44,743 for 44743.376): the comparison's 11 columns leave no room for 8 digits."""
-    return f"{v:.{decimals}f}" if abs(v) < 1000 else f"{v:,.0f}"
+    (44,743 for 44743.376), from a million on in powers of ten (1.38e+17): the comparison's
+    11 columns leave no room for 8 digits, and a probe's extreme prices gave 18."""
+    if abs(v) < 1000:
+        return f"{v:.{decimals}f}"
+    return f"{v:,.0f}" if abs(v) < 1e6 else f"{v:.2e}"
 
 
 def _ann_memory_line(p, markdown: bool = False) -> str:
@@ -459,7 +462,13 @@ def ann_latency_s(macs: int, profile) -> float | None:
 
 
 def _ratio(a, b) -> str:
-    return "-" if a is None or not b else f"{a / b:,.1f}×"
+    return "-" if a is None or not b else _times(a / b, ",.1f")
+
+
+def _times(v: float, fmt: str) -> str:
+    """A ratio as ``fmt`` and ×, from a million on in powers of ten: a probe's extreme but
+    accepted prices gave 18-digit ratios that pushed a table past 100 columns."""
+    return f"{v:{fmt}}×" if abs(v) < 1e6 else f"{v:.2e}×"
 
 
 def md_table(rows, headers, left: int = 1) -> str:

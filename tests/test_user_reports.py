@@ -339,3 +339,13 @@ def test_a_dead_layer_is_named_beside_results_and_refusals():
         [n["reason"] for p in result.profiles for n in p.not_run]
     assert len(notes) >= 2 and all("dead" in n for n in notes if "calibration image" in n)
     assert sum("is 0 on every calibration image" in n for n in notes) == 2
+
+
+def test_huge_ratios_stay_narrow():
+    """Extreme but accepted prices (every action 1e6 pJ, mac 1e-9 pJ) gave an 18-digit ratio
+    and a 103-column comparison (a probe): from a million on, ratios are powers of ten."""
+    from neurosim.report import _compact, _ratio
+
+    assert _ratio(663.43, 1) == "663.4×" and _ratio(10614, 1) == "10,614.0×"
+    assert _ratio(1.3837e17, 1) == "1.38e+17×" and _compact(1.3837e17, 1) == "1.38e+17"
+    assert max(len(_ratio(10.0 ** k, 1)) for k in range(30)) <= 10
