@@ -5,11 +5,13 @@
 
 ``run`` and ``compare`` return a ``Result`` (``to_json()``, ``to_markdown()``, ``plots(dir)``,
 ``write(dir)``); ``check`` is ``neurosim check`` (a ``CheckResult``). See ``neurosim.api``.
+Bad input (a file, an option, an ONNX node) raises ``neurosim.UserError`` with the message
+the command line prints.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckResult", "Result", "check", "compare", "run", "__version__"]
+__all__ = ["CheckResult", "Result", "UserError", "check", "compare", "run", "__version__"]
 
 
 def __getattr__(name: str):
@@ -21,4 +23,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name == "UserError":
+        from .errors import UserError
+
+        return UserError
     raise AttributeError(f"module 'neurosim' has no attribute {name!r}")

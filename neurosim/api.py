@@ -293,6 +293,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     macs = graph.macs()
     result = Result(command, graph, inputs.model_path, test, inputs.calib, acc, macs, precision)
     sizes = layer_sizes(graph)
+    refused_profiles: list[str] = []
     try:
         for profile, shown in zip(inputs.profiles, inputs.profile_paths):
             traces: list[CodingTrace] = []
@@ -324,7 +325,12 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 raise UserError(f"on {where}: {e}") from None
             if not runs:
                 reasons = "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run or [])
-                raise UserError(f"on {where}: no coding can run on this model: {reasons}")
+                refusal = f"on {where}: no coding can run on this model: {reasons}"
+                if len(inputs.profiles) == 1:
+                    raise UserError(refusal)
+                # the other profiles' tables are still worth printing; each refusal is
+                # listed under them, and it is an error only if no profile ran anything
+                refused_profiles.append(refusal)
             for r in runs:
                 warn_conversion_loss(r, acc, len(test))
                 warn_fixed_loss(r, len(test))
@@ -335,6 +341,8 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     finally:
         if bars is not None:
             bars.close()
+    if refused_profiles and not any(p.runs for p in result.profiles):
+        raise UserError("; ".join(refused_profiles))
     return result
 
 

@@ -22,11 +22,13 @@ MAIN_HELP = """\
 neurosim tells you what a spike coding scheme costs on neuromorphic hardware.
 
 Give it a trained ANN exported to ONNX and a hardware profile; it imports the
-network, measures the ANN, and (as the coding schemes land) converts it to a
-spiking network under SWS/CSS, TSC, TTFS, rate or phase coding, simulates it
-bit-accurately in fixed point, counts every hardware action and prices them.
+network, measures the ANN, converts it to a spiking network under SWS/CSS, TSC,
+TTFS, rate or phase coding, simulates it bit-accurately in fixed point, counts
+every hardware action, prices them and models the chip's layer pipeline.
 
-Start with:   neurosim run            (bundled digits CNN on a Loihi-like profile)
+Start with:   neurosim run                  (bundled digits CNN, Loihi-like profile)
+Then:         neurosim compare net.onnx     (every coding side by side)
+              neurosim run net.onnx --coding tsc:N=128 --hw my_chip.yaml --json out.json
 """
 
 RUN_HELP = """\

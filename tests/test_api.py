@@ -165,6 +165,29 @@ def test_user_files_shown_as_given_and_compare_two_profiles(tmp_path, monkeypatc
     assert max(map(len, out.splitlines())) <= 100
 
 
+def test_a_profile_that_runs_nothing_does_not_hide_the_others(tmp_path):
+    """compare on two profiles, one with registers too narrow for every coding: the other's
+    results stand and the refusal is listed under them; alone, it is an error."""
+    import dataclasses
+
+    loihi = load_profile("loihi_like")
+    narrow = dataclasses.replace(
+        loihi, name="narrow", arithmetic=dataclasses.replace(loihi.arithmetic, weight_bits=4,
+                                                             state_bits=6, frac_bits=2))
+    res = neurosim.compare("digits_mlp", hw=[loihi, narrow], codings=["sws:Tc=4"], limit=10,
+                           precision="fixed", progress=False)
+    ran, refused = res.profiles
+    assert [r["coding"] for r in ran.runs] == ["sws:Tc=4"] and not refused.runs
+    assert refused.not_run[0]["coding"] == "sws:Tc=4"
+    assert "Not run on narrow: sws:Tc=4" in res.summary()
+    assert validate_report(res.to_json()) == []
+    narrower = dataclasses.replace(narrow, name="narrower")
+    with pytest.raises(neurosim.UserError, match="profile 'narrow'.*no coding can run.*"
+                                                 "profile 'narrower'.*no coding can run"):
+        neurosim.compare("digits_mlp", hw=[narrow, narrower], codings=["sws:Tc=4"], limit=10,
+                         precision="fixed", progress=False)
+
+
 def test_bad_out_paths_exit_2_before_running(tmp_path, capsys):
     a_file = tmp_path / "taken"
     a_file.write_text("x")

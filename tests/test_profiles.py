@@ -56,6 +56,8 @@ EXPECTED = {
     "sci_without_sign.yaml": ("static_power_w.value", "write 104.0e-3 or 0.104"),
     "clock_in_ghz.yaml": ("timing.clock_hz.value", "at least 1000 Hz"),
     "hop_as_action.yaml": ("energy_pj.hop", "cores.hop_energy_pj"),
+    # a long name heads the tables' columns (compare printed 150 columns)
+    "name_too_long.yaml": ("name", "at most 32 printable characters"),
 }
 
 

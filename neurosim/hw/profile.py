@@ -559,6 +559,9 @@ def load_profile(path_or_name) -> Profile:
     return _validate(path, doc)
 
 
+MAX_NAME_CHARS = 32  # a profile's name heads table columns that must fit 100 columns
+
+
 def _validate(path: Path, doc) -> Profile:
     c = _Checker(path)
     if doc is None:
@@ -567,6 +570,10 @@ def _validate(path: Path, doc) -> Profile:
     allowed, required = _section_keys("")
     c.keys("", doc, allowed, required)
     name = c.text("name", doc["name"])
+    if len(name) > MAX_NAME_CHARS or not name.isprintable() or name != name.strip():
+        c.fail("name", f"a one-line name of at most {MAX_NAME_CHARS} printable characters "
+               "without outer spaces (it labels the tables' rows and columns; the "
+               "description holds the rest)", name)
     description = c.text("description", doc["description"]) if "description" in doc else ""
 
     # sources first: every sourced number is checked against these ids
