@@ -151,18 +151,34 @@ def document(model: dict, data: dict, ann: dict, hw: dict | None = None,
             "ann": ann, "runs": runs or []}
 
 
+def _existing_folder(path: Path, option: str) -> Path:
+    """The folder ``path`` would be created in, or a UserError saying why it cannot be."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {path}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    return folder
+
+
 def check_output_path(path: str | Path, option: str = "--json") -> Path:
     """Fail now, before any simulation, if ``path`` cannot receive a file: it names a
     directory, or nothing can be created where it points (a missing or read-only folder,
     /proc, /sys). A probe file is created and removed in the target folder."""
     if str(path) == "":
         raise UserError(f"{option}: an empty path; give a file name, e.g. result.json")
+    if str(path) == "-":
+        raise UserError(f"{option} -: give a file name (the tables go to stdout; /dev/stdout "
+                        "would mix the two)")
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a directory; give a file name, e.g. {path}/result.json")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    folder = _existing_folder(path, option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{option} {path}: the file exists and cannot be written "
+                        "(read-only or immutable); give another name or remove it")
+    if _written_in_place(path):
+        return path
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
@@ -201,20 +217,67 @@ def write_json(doc: dict, path: str | Path) -> list[str]:
 # ---------------------------------------------------------------- atomic files of a report
 def write_atomic(path: str | Path, content: str | bytes) -> None:
     """Write ``content`` whole or not at all: a temp file in the same folder, then a rename,
-    with the permissions a newly created file gets (mode 0666 less the umask)."""
+    with the permissions a newly created file gets (mode 0666 less the umask). A symlink is
+    written through (the link stays, its target gets the file); what is not a regular file
+    (a device, a FIFO, /dev/stdout) is written to directly, never replaced. A file that
+    cannot be replaced (a sticky folder someone else owns the file in) is overwritten in
+    place if it can be; else a UserError names it."""
     path = Path(path)
     data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # /dev/stdout may resolve to a regular file the shell redirected to: replacing that file
+    # would send the rest of stdout to an unlinked one
+    if _written_in_place(path):
+        _write_in_place(path, data, "ab")  # appended to what the shell already wrote there
+        return
+    real = Path(os.path.realpath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write in {real.parent} ({exc.strerror})") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        os.replace(tmp, real)
+    except PermissionError:
+        Path(tmp).unlink(missing_ok=True)
+        _write_in_place(path, data)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _written_in_place(path: Path) -> bool:
+    """A device, FIFO or /dev, /proc entry: written to, never replaced by a rename."""
+    return path.exists() and (not path.is_file()
+                              or path.absolute().parts[1:2] in (("dev",), ("proc",)))
+
+
+def _is_stdout(path: Path) -> bool:
+    import sys
+
+    try:
+        mine, theirs = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):  # no real stdout (a notebook, a closed one)
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def _write_in_place(path: Path, data: bytes, mode: str = "wb") -> None:
+    import sys
+
+    try:
+        if _is_stdout(path):  # through Python's own stream: in order with the tables
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        with open(path, mode) as f:
+            f.write(data)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> Path:
@@ -225,9 +288,7 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: is a file; give a folder for the report files")
-    folder = path if path.is_dir() else path.parent
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: folder {folder} does not exist")
+    folder = path if path.is_dir() else _existing_folder(path, option)
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".neurosim.", suffix=".probe")
         os.close(fd)

@@ -199,6 +199,36 @@ def test_bad_out_paths_exit_2_before_running(tmp_path, capsys):
     assert code == 2 and "--out" in err and not (tmp_path / "c").exists()
 
 
+def test_json_paths_a_user_might_give(tmp_path, capsys):
+    """A symlink is written through, not replaced; a FIFO is written to; '-' and a path
+    under a file are refused before running, saying what is wrong."""
+    import os
+
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("real.json")
+    code, _, err = cli(capsys, "run", "digits_mlp", "--coding", "sws:Tc=4", "--limit", "3",
+                       "--precision", "fixed", "--json", str(tmp_path / "link.json"))
+    assert code == 0, err
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads((tmp_path / "real.json").read_text())["runs"][0]["coding"] == "sws:Tc=4"
+    (tmp_path / "taken").write_text("x")
+    code, out, err = cli(capsys, "run", "digits_mlp", "--json", str(tmp_path / "taken" / "x.json"))
+    assert code == 2 and "taken is a file, not a folder" in err and out == ""
+    code, out, err = cli(capsys, "run", "digits_mlp", "--json", "-")
+    assert code == 2 and "give a file name" in err and out == ""
+    from neurosim.report import write_atomic
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_atomic(fifo, "through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert fifo.exists() and not fifo.is_file()
+
+
 def test_no_progress_bar_when_stderr_is_not_a_terminal(capsys):
     result = neurosim.run("digits_mlp", codings=["rate:T=16"], limit=20)
     err = capsys.readouterr().err
