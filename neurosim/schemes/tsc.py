@@ -862,11 +862,12 @@ class TSCScheme(Scheme):
     converter_uses_data = True  # tunes thresholds on the calibration images
     # an independent re-implementation (a helper's probe) matched the simulator bit for bit:
     # the loss is the coding's, a neuron firing on the running maximum of its summed input
-    loss_advice = ("more N does not cure it: a TSC neuron fires floor(max over time of its "
+    loss_advice = ("compare the float accuracy at several N: it can rise or fall with N, "
+                   "since besides its N levels a TSC neuron fires floor(max over time of its "
                    "summed input / threshold) times, not ReLU of the final sum, so a current "
                    "that rises and then falls overshoots (every input pixel is on at t = 1, "
-                   "and dim positive inputs make it worse as N grows); compare the float "
-                   "accuracy at several N or zero small inputs; emission=single also sends "
+                   "and dim positive inputs make it worse as N grows); zeroing small inputs "
+                   "can help; emission=single also sends "
                    "only each neuron's first run of internal spikes, emission=switch all of "
                    "them; see the README's TSC section")
 
