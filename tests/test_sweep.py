@@ -389,3 +389,19 @@ def test_a_network_that_does_not_fit_its_chip_is_no_pareto_point(tmp_path):
     write_report(outcome.table, tmp_path / "out", "tiny.yaml")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "does not fit the chip" in text and "Pareto front, fixed accuracy" not in text
+
+
+def test_overflowed_points_are_on_no_front(tmp_path):
+    """A probe saw points run with allow_overflow (a dozen saturations per image) on both
+    Pareto fronts and as a scheme's cheapest setting, the overflow only in the CSV."""
+    grid = _grid(tmp_path, TINY.replace("sws: {Tc: [4, 6]}\n  rate: {T: 32}", "rate: {T: 32}")
+                 + "arithmetic: {state_bits: [9, 24]}\nallow_overflow: true\n")
+    outcome = run_sweep(grid, tmp_path / "out", serial=True)
+    rows = {r["state_bits"]: r for r in _rows(outcome.table)}
+    assert rows[9]["overflows_total"] > 0 and rows[24]["overflows_total"] == 0
+    write_report(outcome.table, tmp_path / "out", "tiny.yaml")
+    text = (tmp_path / "out" / "report.md").read_text()
+    fronts, apart = text.split("## Points whose registers overflowed")
+    assert "8/24" in fronts and "8/9" not in fronts
+    assert "8/9, `rate:T=32`" in apart and "overflows per image" in apart
+

@@ -47,7 +47,13 @@ def _unfit_reason(message: str) -> str:
 
 def _usable(r: dict) -> bool:
     return r["status"] == "ok" and r.get("accuracy_fixed") is not None \
-        and r.get(ENERGY) is not None and r.get(LATENCY) is not None
+        and r.get(ENERGY) is not None and r.get(LATENCY) is not None and not _overflowed(r)
+
+
+def _overflowed(r: dict) -> bool:
+    """A point run with ``allow_overflow`` whose registers saturated or wrapped: its numbers
+    are not the arithmetic the point names, so it is on no front and listed apart."""
+    return bool(r.get("overflows_total"))
 
 
 def _slug(text: str) -> str:
@@ -112,6 +118,7 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
     lines = [f"# Sweep: {grid_name}", "", textwrap.fill(intro, 100), ""]
     refused = [r for r in rows if r["status"] == "refused"]
     unfit = [r for r in rows if r["status"] == "does_not_fit"]
+    overflowed = [r for r in rows if r["status"] == "ok" and _overflowed(r)]
     groups: dict = {}
     for r in rows:
         if _usable(r):
@@ -168,6 +175,19 @@ def write_report(table, out: Path, grid_name: str) -> list[Path]:
         lines += [textwrap.fill(f"- {r['model']} on {r['profile']} {_bits(r)}, `{r['coding']}`: "
                                 f"{_unfit_reason(r['message'])}", 100, subsequent_indent="  ",
                                 break_on_hyphens=False) for r in unfit]
+        lines.append("")
+    if overflowed:
+        lines += ["## Points whose registers overflowed", "",
+                  textwrap.fill("Run with `allow_overflow: true`, their registers saturated or "
+                                "wrapped: on no Pareto front and in no cheapest-setting table "
+                                "(their accuracy is not that of the arithmetic they name; the "
+                                "quantizer may also have taken weight bits away, see `message` "
+                                "in the table):", 100), ""]
+        lines += [textwrap.fill(f"- {r['model']} on {r['profile']} {_bits(r)}, `{r['coding']}`: "
+                                f"fixed acc {r['accuracy_fixed']:.4f}, {r['overflows']:g} "
+                                f"overflows per image on {r['overflow_images']} of "
+                                f"{r['images']} images", 100, subsequent_indent="  ",
+                                break_on_hyphens=False) for r in overflowed]
         lines.append("")
     write_atomic(out / "report.md", "\n".join(lines))
     written.append(out / "report.md")
