@@ -405,3 +405,30 @@ def test_overflowed_points_are_on_no_front(tmp_path):
     assert "8/24" in fronts and "8/9" not in fronts
     assert "8/9, `rate:T=32`" in apart and "overflows per image" in apart
 
+
+def test_ctrl_c_on_a_dask_sweep_prints_no_worker_tracebacks(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: each worker printed a
+    KeyboardInterrupt traceback before 'neurosim: interrupted' (a probe)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid = tmp_path / "long.yaml"
+    grid.write_text(TINY.replace("limit: 20", "limit: 360").replace("digits_mlp", "digits_resnet")
+                    .replace("rate: {T: 32}", "rate: {T: [64, 128, 256]}"))
+    proc = subprocess.Popen([sys.executable, "-m", "neurosim.cli", "sweep", str(grid), "--out",
+                             str(tmp_path / "out"), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    first = proc.stderr.readline()  # "dask: local cluster of 2 worker processes; ..."
+    assert first.startswith("dask: local cluster"), first
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    err = first + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.rstrip().endswith("neurosim: interrupted")
+

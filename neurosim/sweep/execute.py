@@ -13,6 +13,7 @@ dies the scheduler reruns what it held elsewhere, and the client merges each sha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -284,6 +285,21 @@ def run_dask(ctx: Context, todo: list[Point], store: Store, shard_runner: Callab
             close(p)
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers; a library caller keeps its own
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _client(workers: int | None, scheduler: str | None, echo):
     """(client, cluster or None, numba threads per task): an existing cluster at ``scheduler``,
     or a LocalCluster of ``workers`` processes with one thread each."""
@@ -299,8 +315,12 @@ def _client(workers: int | None, scheduler: str | None, echo):
         echo(f"dask: connected to {scheduler}; dashboard {client.dashboard_link}")
         return client, None, 1  # a task per worker thread: numba's threads would oversubscribe
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.CRITICAL)
+    # the worker processes start with Ctrl-C ignored (they inherit it): a terminal's Ctrl-C
+    # reaches the whole process group, and each worker printed a KeyboardInterrupt traceback
+    # while this process was already closing the cluster
+    with _sigint_ignored():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
     client = Client(cluster)
     echo(f"dask: local cluster of {n} worker processes; dashboard {client.dashboard_link}")
     return client, cluster, 1
