@@ -209,3 +209,15 @@ def test_check_lists_state_bits_per_layer_for_every_scheme():
     text = format_check(results, profile.name)
     assert text.count("worst case of any input") == len(SCHEMES)  # one summary per scheme
     assert text.count("state bits") >= len(SCHEMES) and text.count("worst") >= 2 * len(SCHEMES)
+
+
+def test_narrowed_weights_warning_never_counts_below_the_narrowest_weights():
+    """A probe read "keeps only about -2 of the profile's 8 weight bits" (12-bit state)."""
+    from neurosim.core.ranges import MIN_WEIGHT_BITS, narrowed_weights_warning
+
+    assert narrowed_weights_warning("x", "L", 2, 8, 12, "r", []) is None
+    assert "keeps only about 5 of the profile's 8" in narrowed_weights_warning(
+        "x", "L", 3, 8, 12, "r", ["T"])
+    for lost in (8 - MIN_WEIGHT_BITS + 1, 10):
+        text = narrowed_weights_warning("x", "L", lost, 8, 12, "r", ["T"])
+        assert f"runs with {MIN_WEIGHT_BITS}-bit weights" in text and "about" not in text

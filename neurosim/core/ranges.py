@@ -296,6 +296,13 @@ def narrowed_weights_warning(what: str, layer: str, lost: int, wb: int, sb: int,
     if lost < NARROWED_BITS_WARN:
         return None
     smaller = f"a smaller {' or '.join(params)}, or " if params else ""
+    if wb - lost < MIN_WEIGHT_BITS:  # "keeps about −2 of 8 bits" said nothing usable
+        return (f"coding {what}: layer '{layer}' would need weights narrower than "
+                f"{MIN_WEIGHT_BITS} bits (the fewest neurosim quantizes to) for its worst case "
+                f"({register}) to fit {sb} state bits: it runs with {MIN_WEIGHT_BITS}-bit "
+                f"weights and registers that can saturate or wrap (counted as overflow); the "
+                f"fixed-point accuracy may fall far below float's (compare the two; "
+                f"{smaller}a profile with more state_bits, fits)")
     return (f"coding {what}: layer '{layer}' keeps only about {wb - lost} of the profile's "
             f"{wb} weight bits so that its worst case ({register}) fits {sb} state bits; the "
             f"fixed-point accuracy may fall below float's (compare the two; {smaller}a profile "
