@@ -448,15 +448,22 @@ def simulate_pipeline(counts: Counts, profile, layer_cores, edges, steps_per_fra
 
 
 def network_layer_sizes(network) -> list:
-    """(name, neurons, stored weights) of every layer of an ``EventNetwork``, the input
-    encoder included (``neurosim.report.layer_sizes``): what the core mapping needs when no
-    graph is at hand (the weights its projections store)."""
-    from neurosim.core.engine import _n_weights
+    """(name, neurons, stored synapses) of every layer of an ``EventNetwork``, the input
+    encoder included: what the core mapping needs when no graph is at hand, counted as
+    ``neurosim.report.layer_sizes`` counts them from the graph (every connection an event
+    fans out through: a conv's valid taps, a dense map's non-zero entries)."""
+    from neurosim.core.engine import _conv_runs
+    from neurosim.core.network import CONV
     from neurosim.hw.mapping import LayerSize
 
     stored = np.zeros(network.layers, np.int64)
-    for p, dst in enumerate(network.p_dst):
-        stored[int(dst)] += _n_weights(network, p)
+    for p, (src, dst) in enumerate(zip(network.p_src, network.p_dst)):
+        if network.p_kind[p] == CONV:  # every channel of a position has its position's taps
+            lengths = _conv_runs(network.p_geom[p])[3]
+            stored[int(dst)] += int(lengths.sum()) * int(network.p_geom[p][0])
+        else:
+            rows = network.fanout[network.p_foff[p]:network.p_foff[p] + network.size[src]]
+            stored[int(dst)] += int(rows.sum())
     return [LayerSize(str(n), int(network.size[i]), int(stored[i]))
             for i, n in enumerate(network.names)]
 

@@ -19,6 +19,7 @@ subgraph to zero input (``population_bias``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,6 +259,17 @@ def _dense_by_probing(graph: Graph, proj: Projection, src_shape, out_shape) -> D
         y = chain_apply(graph, proj, x.reshape((k,) + tuple(src_shape)))
         weight[:, start:start + k] = y.reshape(k, -1).T
     return DenseMap(weight, tuple(src_shape), tuple(out_shape))
+
+
+def connections(m: ConvMap | DenseMap) -> int:
+    """Synapses a core stores for the map with dense storage (no weight sharing): what its
+    events fan out through. A conv map: every (input, output) pair a kernel tap links, zero
+    weights included, as the engine counts a conv event's synops; a dense map: its entries
+    that are not zero, as the engine counts a dense row (``EventNetwork.fanout``)."""
+    if isinstance(m, DenseMap):
+        return int(np.count_nonzero(m.weight))
+    taps = dataclasses.replace(m, weight=np.ones_like(m.weight, dtype=float))
+    return int(round(taps.apply(np.ones((1,) + tuple(m.in_shape))).sum()))
 
 
 def chain_apply(graph: Graph, proj: Projection, x: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from . import __version__
 from .errors import UserError
 from .graph import Graph, populations
 from .hw.mapping import LayerSize
+from .projection import connections, normal_form
 
 
 def population_rows(graph: Graph) -> list[dict]:
@@ -33,7 +34,7 @@ def population_rows(graph: Graph) -> list[dict]:
             "shape": list(p.shape),
             "neurons": p.neurons,
             "incoming": [{"from": index[q.source], "ops": q.describe(graph)} for q in p.projections],
-            "synapses": sum(q.synapses(graph, p.neurons) for q in p.projections),
+            "synapses": sum(connections(normal_form(graph, q, p)) for q in p.projections),
             "parameters": sum(graph.nodes[n].params() for n in nodes),
             "macs": sum(graph.nodes[n].macs() for n in nodes),
         })

@@ -337,8 +337,10 @@ def test_truenorth_tick_holds(runs, name):
 
 
 def test_run_entry_prices_hops_and_takes_static_energy_from_the_pipeline():
-    """digits_cnn on loihi_like: input, /1, /4, /8 share tile 0 (4 cores per router), the
-    readout sits on tile 1 next to it: every spike of /8/Relu crosses exactly one hop."""
+    """digits_cnn on loihi_like: input, /1 and the two cores of /4 (its 204,800 synapses,
+    pooling folded into its conv, need two cores' synapse memory) fill tile 0 (4 cores per
+    router); /8 and the readout sit on tile 1 next to it: every spike of /4/Relu crosses
+    exactly one hop, and no other layer's does."""
     from neurosim.simulate import run_codings
 
     inp = load_inputs("digits_cnn", "loihi_like", ["sws"], None, None, IMAGES, None, False)
@@ -347,8 +349,7 @@ def test_run_entry_prices_hops_and_takes_static_energy_from_the_pipeline():
     runs = run_codings(inp.graph, inp.data, inp.calib, ["sws"], "fixed", prof,
                        on_result=lambda run, result, *rest: kept.update(result=result))
     run, counts = runs[0], kept["result"].counts
-    last_hidden = counts.layers[-2]
-    li = counts.layers.index(last_hidden)
+    li = counts.layers.index("/4/Relu")
     spikes = (counts.data[li, :, ACTION_INDEX["spike_out_pos"]].sum()
               + counts.data[li, :, ACTION_INDEX["spike_out_neg"]].sum()) / counts.images
     assert spikes > 0
@@ -433,3 +434,24 @@ def test_serial_bounds_hold_on_random_networks():
             assert pr.latency_alone_s <= pr.serial_frame_s * tol, (trial, sync)
             assert pr.frame_interval_s <= pr.serial_frame_s * tol, (trial, sync)
             assert pr.serial_frame_s <= pr.serial_latency_s * tol, (trial, sync)
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "digits_resnet"])
+def test_stored_synapses_are_what_events_fan_out_through(model):
+    """The mapping's synapses per layer, from the graph and from each scheme's EventNetwork,
+    agree, and a pool multiplied into a dense map counts the product (a probe saw a global
+    pool + 16→4 Linear listed as 640 synapses where the engine fans out through 576×4)."""
+    from neurosim.data import digits
+    from neurosim.pipeline import network_layer_sizes
+    from neurosim.schemes import parse_coding
+
+    graph = load_inputs(model, "loihi_like", ["sws"], None, None, 1, None, False).graph
+    from_graph = [(s.name, s.synapses) for s in layer_sizes(graph)]
+    arithmetic = load_profile("loihi_like").arithmetic
+    for spec in ("sws", "ttfs"):
+        name, params = parse_coding(spec)
+        scheme = get_scheme(name)
+        fixed = scheme.quantize(scheme.build(graph, digits("calibration").x, params), arithmetic)
+        assert [(s.name, s.synapses) for s in network_layer_sizes(fixed)] == from_graph, spec
+    if model == "digits_resnet":  # global average pool of 32×4×4, then 32 → 10
+        assert dict(from_graph)["/8/Gemm"] == 512 * 10
