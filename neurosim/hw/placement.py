@@ -102,7 +102,8 @@ def place(layer_cores, profile) -> Placement | None:
         pos[str(name)] = tuple(router_position(c, cols, per_router) for c in range(nxt, nxt + k))
         nxt += k
     if nxt > capacity:
-        raise UserError(f"{profile.path}: the network needs {nxt} cores but the "
+        # the profile's name, not its path: reports show no path of the machine
+        raise UserError(f"the network needs {nxt} cores but the "
                         f"{rows}×{cols} mesh of {profile.name} holds {capacity}; it cannot be "
                         f"placed")
     return Placement(rows, cols, per_router, tuple(names), ids, pos)
