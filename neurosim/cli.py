@@ -352,7 +352,12 @@ def _main(argv: list[str]) -> int:
         parser.print_help()
         return 0
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # the command's own usage line, not the top level's (argparse's default)
+            commands = next(a for a in parser._actions
+                            if isinstance(a, argparse._SubParsersAction))
+            command = commands.choices.get(args.command, parser)
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     if args.command is None:

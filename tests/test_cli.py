@@ -199,3 +199,11 @@ def test_console_script_exit_code_and_help():
     assert r.returncode == 0 and "--hw" in r.stdout and "MODEL" in r.stdout
     r = subprocess.run(exe + ["run", "no_such_model"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "no_such_model" in r.stderr
+
+
+def test_an_unknown_option_shows_its_commands_usage(capsys):
+    """A probe followed a message's advice into 'neurosim check --precision float' and got
+    the top-level usage line, which lists no options."""
+    code, out, err = run_cli(capsys, "check", "--precision", "float")
+    assert code == 2 and out == ""
+    assert err.startswith("usage: neurosim check") and "unrecognized arguments: --precision" in err

@@ -96,7 +96,8 @@ def quantize_sws(snn, arithmetic) -> EventNetwork:
         if p.kind == "maxpool":
             raise UserError(f"MaxPool population '{p.name}' of {snn.graph_name} is not supported "
                             f"by the fixed-point core (the float simulator gates MaxPool); use "
-                            f"AveragePool, or --precision float")
+                            f"AveragePool, or the float simulation alone (neurosim run or compare with "
+                            f"--precision float)")
     index = {p.name: i for i, p in enumerate(snn.populations)}
     wb, fb, sb = int(arithmetic.weight_bits), int(arithmetic.frac_bits), int(arithmetic.state_bits)
     wmax = (1 << (wb - 1)) - 1

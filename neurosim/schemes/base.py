@@ -150,7 +150,8 @@ class Scheme:
         """The SNN in integers for a profile's ``arithmetic`` (the core's network)."""
         if self.quantizer is None:
             raise UserError(f"coding '{self.name}' has no bit-accurate fixed-point model yet; "
-                            f"use --precision float")
+                            f"run the float simulation alone (neurosim run or compare with "
+                            f"--precision float)")
         return type(self).quantizer(snn, arithmetic)
 
     def simulate_fixed(self, fixed, x: np.ndarray, trace: bool = False, progress=None) -> SimResult:
