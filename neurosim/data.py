@@ -259,6 +259,14 @@ def check_label_array(y: np.ndarray, n: int, where: str) -> np.ndarray:
     if y.ndim == 2 and y.shape == (n, 1):
         raise UserError(f"{where}: array 'y' has shape {y.shape}; expected ({n},) integer class "
                         f"labels: use y.ravel()")
+    if y.dtype.kind in "iuf" and y.size and np.all(np.isfinite(y)):
+        # a class index past 2^31 fits no model; shown as stored, before a cast wraps it
+        # (a probe's 2^64 − 1 was reported as -1, a float 1e20 with a numpy warning)
+        huge = np.abs(y.astype(np.float64)) >= 2.0 ** 31
+        if np.any(huge):
+            raise UserError(f"{where}: array 'y' holds {int(huge.sum())} label(s) too large to "
+                            f"be a class index, e.g. {y[huge].reshape(-1)[0]}; expected integer "
+                            f"class labels 0, 1, ...")
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # whole numbers stored as floats (e.g. saved from a torch tensor)
     if y.dtype.kind not in "iu":

@@ -233,6 +233,8 @@ def _array_files(d: Path) -> dict[str, Path]:
         "flat_x.npz": dict(x=x.reshape(10, 64), y=y),
         "labels_50.npz": dict(x=x, y=np.full(10, 50)),
         "labels_negative.npz": dict(x=x, y=np.full(10, -1)),
+        "labels_uint64_max.npz": dict(x=x, y=np.full(10, 2**64 - 1, np.uint64)),
+        "labels_float_1e20.npz": dict(x=x, y=np.full(10, 1e20)),
         "zero_images.npz": dict(x=x[:0], y=y[:0]),
         "float_labels.npz": dict(x=x, y=y + 0.5),
         "short_labels.npz": dict(x=x, y=y[:9]),
@@ -415,6 +417,8 @@ def make_corpus(d: str | Path) -> list[Case]:
     data_case("flat_x.npz", "(64,)", "(1, 8, 8)")
     data_case("labels_50.npz", "[0, 10)", "50")
     data_case("labels_negative.npz", "[0, 10)", "-1")
+    data_case("labels_uint64_max.npz", "'y'", "18446744073709551615")  # not a wrapped -1
+    data_case("labels_float_1e20.npz", "'y'", "1e+20")
     data_case("zero_images.npz", "N > 0")
     data_case("float_labels.npz", "'y'", "float64", "integer")
     data_case("short_labels.npz", "'y'", "(10,)", "(9,)")
