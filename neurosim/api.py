@@ -297,9 +297,10 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     try:
         for profile, shown in zip(inputs.profiles, inputs.profile_paths):
             traces: list[CodingTrace] = []
-            # compare measures what it can: a coding this model or profile cannot take is
-            # reported with why, not a stop for the others (run stops: it was asked for)
-            not_run = [] if command == "compare" else None
+            # compare, and run with 'all', measure what they can: a coding this model or
+            # profile cannot take is reported with why, not a stop for the others (run with
+            # named codings stops: each was asked for)
+            not_run = [] if command == "compare" or _asks_all(codings) else None
 
             mapping = map_layers(sizes, profile)
 
@@ -344,6 +345,14 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     if refused_profiles and not any(p.runs for p in result.profiles):
         raise UserError("; ".join(refused_profiles))
     return result
+
+
+def _asks_all(codings) -> bool:
+    """Whether ``codings`` (as ``run`` takes it) asks for every scheme with ``all``."""
+    if isinstance(codings, str):
+        return codings.strip() == "all"
+    return isinstance(codings, (list, tuple)) and any(
+        isinstance(c, str) and c.strip() == "all" for c in codings)
 
 
 def compare(model=None, hw=DEFAULT_HW, codings=("all",), **kwargs) -> Result:

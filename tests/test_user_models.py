@@ -292,6 +292,17 @@ def test_maxpool_before_relu_is_moved_after_it(tmp_path):
     assert [(p.name, p.kind, p.shape) for p in populations(g)][1:3] == [
         ("relu", "hidden", (4, 8, 8)), ("pool", "maxpool", (4, 4, 4))]
     assert main(["run", str(tmp_path / "m.onnx"), "--limit", "3", "--precision", "float"]) == 0
+    # 'all' runs what can run (SWS's float simulator gates MaxPool) and lists the others; a
+    # probe's 'run --coding all' stopped at the first coding that refused
+    import neurosim
+
+    res = neurosim.run(str(tmp_path / "m.onnx"), codings=["all"], limit=3, precision="float",
+                       progress=False)
+    assert [r["coding"] for r in res.runs] == ["sws"]
+    assert {n["coding"] for n in res.profiles[0].not_run} == {"phase", "rate", "tsc", "ttfs"}
+    with pytest.raises(UserError, match="MaxPool"):
+        neurosim.run(str(tmp_path / "m.onnx"), codings=["sws", "rate"], limit=3,
+                     precision="float", progress=False)
 
 
 @pytest.mark.parametrize("k, s, d, groups, pk, ps", [(3, 1, 1, 1, 2, 2), (3, 2, 1, 1, 2, 1),
