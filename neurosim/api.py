@@ -268,6 +268,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                takes over ~2 s; ``False``: none; a callable ``(label, done, total)``: yours
     """
     from . import ann
+    from .data import scale_note
     from .energy import ann_energy, ann_energy_fair
     from .hw.mapping import map_layers
     from .progress import ProgressBars
@@ -293,6 +294,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
     macs = graph.macs()
     result = Result(command, graph, inputs.model_path, test, inputs.calib, acc, macs, precision)
     sizes = layer_sizes(graph)
+    scale = scale_note(test, inputs.calib)
     refused_profiles: list[str] = []
     try:
         for profile, shown in zip(inputs.profiles, inputs.profile_paths):
@@ -333,7 +335,7 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 # listed under them, and it is an error only if no profile ran anything
                 refused_profiles.append(refusal)
             for r in runs:
-                warn_conversion_loss(r, acc, len(test))
+                warn_conversion_loss(r, acc, len(test), scale)
                 warn_fixed_loss(r, len(test))
             result.profiles.append(ProfileResult(profile, shown, mapping,
                                                  ann_energy(macs, profile),

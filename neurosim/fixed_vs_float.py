@@ -16,7 +16,7 @@ import numpy as np
 from tabulate import tabulate
 
 from . import ann
-from .data import Dataset
+from .data import Dataset, scale_note
 from .graph import Conv, Dense, Graph
 from .report import format_warnings
 from .simulate import conversion_warnings
@@ -33,17 +33,20 @@ CONVERSION_LOSS_WARN = 0.10
 FIXED_LOSS_WARN, FIXED_LOSS_IMAGES = 0.03, 3
 
 
-def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int) -> None:
+def warn_conversion_loss(entry: dict, ann_accuracy: float, images: int,
+                         scale: str = "") -> None:
     """A warning in ``entry["warnings"]`` (a run's or a check's) when its float SNN loses
     more than CONVERSION_LOSS_WARN against the ANN on the same images (the tables show both;
-    the warning says where the loss is)."""
+    the warning says where the loss is). ``scale``: ``neurosim.data.scale_note``'s sentence,
+    put first when the test and calibration images differ in scale."""
     flt = entry["accuracy"]["float"]
     if flt is not None and ann_accuracy - flt > CONVERSION_LOSS_WARN:
+        advice = get_scheme(parse_coding(entry["coding"])[0]).loss_advice
         entry["warnings"].append(
             f"{entry['coding']}: the float SNN reaches {flt:.4f} against the ANN's "
             f"{ann_accuracy:.4f} on these {images} images: the conversion itself loses "
             f"{100 * (ann_accuracy - flt):.1f} points, before any fixed point ("
-            f"{get_scheme(parse_coding(entry['coding'])[0]).loss_advice})")
+            + (f"{scale}; else " if scale else "") + f"{advice})")
 
 
 def warn_fixed_loss(entry: dict, images: int) -> None:
@@ -126,7 +129,7 @@ def check(graph: Graph, data: Dataset, calib: Dataset, specs: list[str], profile
                                           fx.extra.get("weight_bits_by_projection", {}).items()}
                                          or None,
         })
-        warn_conversion_loss(results[-1], ann_accuracy, len(data))
+        warn_conversion_loss(results[-1], ann_accuracy, len(data), scale_note(data, calib))
     return results
 
 

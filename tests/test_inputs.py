@@ -154,3 +154,20 @@ def test_sws_maxpool_gate_warns_loudly(capsys, tmp_path):
     assert code == 0, err
     assert "WARNING: coding 'sws': MaxPool" in out and "approximate" in out
     assert out.index("WARNING") < out.index("ANN accuracy")
+
+
+def test_a_conversion_loss_names_a_calibration_set_scaled_unlike_the_data():
+    """A probe's calibration images at 0.3× the data's (not refused: under 10×) lost 68
+    points with a warning that blamed the coding alone."""
+    from neurosim.data import Dataset, scale_note
+    from neurosim.fixed_vs_float import warn_conversion_loss
+
+    x = np.linspace(0, 1, 2 * 64).reshape(2, 1, 8, 8)
+    data, calib = Dataset("t", "t.npz", x, np.zeros(2, np.int64)), Dataset("c", "c.npz", 0.3 * x,
+                                                                          np.full(2, -1))
+    note = scale_note(data, calib)
+    assert "3.3× the calibration images'" in note
+    assert scale_note(data, Dataset("c", "c.npz", 0.8 * x, np.full(2, -1))) == ""
+    entry = {"coding": "sws", "accuracy": {"float": 0.3}, "warnings": []}
+    warn_conversion_loss(entry, 0.99, 2, note)
+    assert note in entry["warnings"][0] and "else more steps" in entry["warnings"][0]
