@@ -549,7 +549,7 @@ class _Converter:
                 view = ", ".join(["1", "-1"] + ["1"] * (len(full) - 2))
                 raise self.err(n, f"bias of shape {vec.shape} does not broadcast per channel over "
                                f"{x.shape} (ONNX aligns shapes from the last axis: a "
-                               f"({channels},) vector on a conv output runs along its width); "
+                               f"vector of shape (k,) on a conv output runs along its width); "
                                f"expected shape ({want}), e.g. .view({view}) on the bias")
             x.bias = x.bias + np.broadcast_to(vec.reshape(-1), (channels,))
             self.alias[n.output[0]] = x.name
