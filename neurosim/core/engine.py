@@ -495,8 +495,9 @@ def _scatter_channel_scale(acc, ev_idx, ev_sign, base, ne, woff, cin, weights, n
     for e in range(u(ne)):
         idx = u(ev_idx[base + e])
         ch = idx - u(pos_of[idx]) * cin
-        ws = weights if ev_sign[base + e] > 0 else negated
-        acc[idx] += ws[woff + ch]
+        # a scalar product with the sign, not a choice between the two tables: choosing an
+        # array is a branch and a copy of its descriptor per event
+        acc[idx] += weights[woff + ch] * ev_sign[base + e]
     return ne
 
 
