@@ -64,6 +64,15 @@ def test_codings_mapping_spec_text():
     assert api.codings_specs({"rate": {"T": np.int64(16)}}, ()) == ["rate:T=16"]
 
 
+def test_a_whole_float_is_an_integer_parameter():
+    """A probe's {"T": 16.0} was refused while {"T": "16"} ran."""
+    from neurosim.schemes import parse_coding
+
+    assert parse_coding("rate:T=16.0")[1]["T"] == 16 == parse_coding("rate:T=1.6e1")[1]["T"]
+    with pytest.raises(UserError, match="key 'T' expects an integer, found '16.5'"):
+        parse_coding("rate:T=16.5")
+
+
 @pytest.mark.parametrize("codings, match", [
     ({"rate": 16}, r"codings\['rate'\]: expected a mapping"),
     ({"rate": {"T": [16]}}, r"codings\['rate'\]\['T'\]"),

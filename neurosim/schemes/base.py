@@ -31,6 +31,15 @@ BOOL_WORDS = {"on": True, "true": True, "yes": True, "1": True,
               "off": False, "false": False, "no": False, "0": False}
 
 
+def _whole_number(word: str) -> int | None:
+    """``word`` as an int if it spells a finite whole number (``16.0``, ``1e3``), else None."""
+    try:
+        value = float(word)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
 @dataclass(frozen=True)
 class Param:
     """One key of a coding spec. ``kind`` is int | float | bool | enum.
@@ -54,7 +63,9 @@ class Param:
             try:
                 value = int(word)
             except ValueError:
-                raise UserError(f"{where} expects an integer, found '{text}'") from None
+                value = _whole_number(word)  # 16.0 (a float from Python or YAML) is 16
+                if value is None:
+                    raise UserError(f"{where} expects an integer, found '{text}'") from None
         elif self.kind == "float":
             try:
                 value = float(word)
