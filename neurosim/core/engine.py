@@ -63,6 +63,7 @@ from .network import CONV, EventNetwork
 # every neuron to the same neuron of the next layer (depthwise 1×1, stride 1, no padding, as
 # an identity shortcut is imported), one synapse per event, added without the tap tables
 CHANNEL_SCALE = 2
+PROGRESS_UPDATES, PROGRESS_MIN_BATCH = 20, 16  # ``simulate``'s batches when a bar is fed
 A_SYNOP = ACTION_INDEX["synop"]
 A_FR = ACTION_INDEX["fifo_read"]
 A_FW = ACTION_INDEX["fifo_write"]
@@ -680,6 +681,12 @@ def simulate(net: EventNetwork, x: np.ndarray, encode, initial=None, trace: bool
     ``watermarks`` a fourth item, the registers' high-water marks (see ``run``).
     """
     n = len(x)
+    if progress:
+        # integer results do not depend on the batch: with a bar to feed, batches small
+        # enough for ~20 updates (a probe's 256-image batch of a CIFAR-sized net ran 89 s
+        # before the first update, so the bar, delayed 2 s from its first update, never showed)
+        batch = min(batch, max(PROGRESS_MIN_BATCH, -(-n // PROGRESS_UPDATES)))
+        progress(0, n)
     by_step = np.zeros((net.layers, net.steps, N_ACTIONS), np.int64)
     by_image, readout, trains = [], [], []
     high = np.zeros((net.layers, net.regs), np.int64)

@@ -184,6 +184,8 @@ def in_batches(run_batch: Callable, x: np.ndarray, batch: int, progress=None) ->
     if ``x`` is), in order; ``progress(done, total)`` after each. The float simulators' loop:
     ``s`` is the batch's first image in the whole run (seeded draws depend on it)."""
     parts = []
+    if progress:  # the bar starts now: its 2 s delay counts from the start, not the 1st batch
+        progress(0, len(x))
     for s in range(0, len(x), batch):
         parts.append(run_batch(x[s:s + batch], s))
         if progress:
