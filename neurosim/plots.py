@@ -17,6 +17,7 @@ Each file is rendered to memory and written whole (``report.write_atomic``).
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,12 @@ def _accuracy_vs_latency(result, path: Path) -> Path:
     ax.set_xscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10^1
     ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+    lo, hi = ax.get_xlim()
+    # over less than a decade every minor tick is labelled (there may be no major one); over
+    # more, only 2× and 5× a power of ten: all of them ran together ("60 70 8090 100", a probe)
+    ax.xaxis.set_minor_formatter(plain if hi < 10 * lo else FuncFormatter(
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5)
+        else ""))
     ax.set_xlabel("latency (time steps to the result)")
     ax.set_ylabel("accuracy (fixed point)" if result.precision != "float" else "accuracy (float)")
     ax.set_title(f"{result.graph.name}: accuracy against latency")
@@ -185,7 +191,9 @@ def _gantt(result, path: Path) -> Path | None:
         for core, frame, start, end in t.gantt:
             ax.barh(row[core], (end - start) * 1e6, left=start * 1e6, color=cmap(int(frame) % 10),
                     height=0.8)
-        ax.set_yticks(range(len(cores)), [str(c) for c in cores], fontsize=6)
+        # at most ~24 labelled cores: a probe's 87 cores made the labels one black smear
+        every = -(-len(cores) // 24)
+        ax.set_yticks(range(0, len(cores), every), [str(c) for c in cores[::every]], fontsize=6)
         ax.invert_yaxis()  # the input's cores on top, the readout's at the bottom
         ax.set_title(f"{t.coding}: busy cores (colour = frame)", fontsize=9)
         ax.set_xlabel("µs")
