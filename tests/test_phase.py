@@ -350,3 +350,13 @@ def test_parameters_and_their_errors():
     single = Graph("one", "one.onnx", nodes, "x", "d")
     with pytest.raises(UserError, match="early=on needs a readout of at least 2 neurons.*'d'"):
         convert(single, {"x": 1.0, "d": 1.0}, phase_params(early=True))
+
+
+def test_theta_without_early_decision_is_a_warning():
+    """A probe's phase:theta=0.5 ran silently: θ only matters with early=on."""
+    scheme = get_scheme("phase")
+    g, _ = bundled("digits_mlp")
+    x = digits("calibration").x
+    assert any("theta=0.5 has no effect without early=on" in w
+               for w in scheme.build(g, x, parse_coding("phase:theta=0.5")[1]).warnings)
+    assert not scheme.build(g, x, parse_coding("phase:theta=0.5,early=on")[1]).warnings

@@ -241,8 +241,13 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any]) -> P
         raise UserError(f"coding 'phase': early=on needs a readout of at least 2 neurons (it "
                         f"decides on the top-2 difference); '{readout.name}' of {graph.name} "
                         f"has {readout.neurons}")
-    return PhaseNet(graph.name, layers, K, int(params["periods"]), int(params["skip_periods"]),
-                    bool(params["early"]), float(params["theta"]), dict(params))
+    net = PhaseNet(graph.name, layers, K, int(params["periods"]), int(params["skip_periods"]),
+                   bool(params["early"]), float(params["theta"]), dict(params))
+    theta = next(p for p in PARAMS if p.name == "theta")
+    if not params["early"] and float(params["theta"]) != theta.default:
+        net.warnings.append(f"coding 'phase': theta={params['theta']:g} has no effect without "
+                            f"early=on (it is the early decision's threshold)")
+    return net
 
 
 # --------------------------------------------------------------------------- float simulator
