@@ -328,12 +328,10 @@ def run(model=None, hw=DEFAULT_HW, codings=DEFAULT_CODINGS, data=None, calib=Non
                 raise UserError(f"on {where}: {e}") from None
             if not runs:
                 reasons = "; ".join(f"{n['coding']}: {n['reason']}" for n in not_run or [])
-                refusal = f"on {where}: no coding can run on this model: {reasons}"
-                if len(inputs.profiles) == 1:
-                    raise UserError(refusal)
                 # the other profiles' tables are still worth printing; each refusal is
                 # listed under them, and it is an error only if no profile ran anything
-                refused_profiles.append(refusal)
+                refused_profiles.append(f"on {where}: no coding can run on this model: "
+                                        f"{reasons}")
             for r in runs:
                 warn_conversion_loss(r, acc, len(test), scale)
                 warn_fixed_loss(r, len(test))

@@ -36,10 +36,6 @@ class Node:
     def macs(self) -> int:
         return 0
 
-    def synapses(self) -> int:
-        """Synapses a spiking layer stores for this node (dense storage, no weight sharing)."""
-        return self.macs()
-
 
 @dataclass
 class Input(Node):
@@ -93,9 +89,6 @@ class AvgPool(Node):
 
     op = "avgpool"
     linear = True
-
-    def synapses(self) -> int:
-        return int(np.prod(self.shape)) * self.kernel[0] * self.kernel[1]
 
 
 @dataclass
@@ -160,10 +153,6 @@ class Graph:
 class Projection:
     source: str  # population name
     path: tuple[str, ...]  # linear nodes from the source to the target, in order
-
-    def synapses(self, graph: Graph, neurons: int) -> int:
-        """Stored synapses of this projection; an identity projection has one per neuron."""
-        return sum(graph.nodes[n].synapses() for n in self.path) or neurons
 
     def describe(self, graph: Graph) -> str:
         ops = [graph.nodes[p].op for p in self.path if graph.nodes[p].op != "add"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -257,8 +258,6 @@ def _written_in_place(path: Path) -> bool:
 
 
 def _is_stdout(path: Path) -> bool:
-    import sys
-
     try:
         mine, theirs = os.stat(path), os.fstat(sys.stdout.fileno())
     except (OSError, AttributeError, ValueError):  # no real stdout (a notebook, a closed one)
@@ -267,8 +266,6 @@ def _is_stdout(path: Path) -> bool:
 
 
 def _write_in_place(path: Path, data: bytes, mode: str = "wb") -> None:
-    import sys
-
     try:
         if _is_stdout(path):  # through Python's own stream: in order with the tables
             sys.stdout.flush()

@@ -484,8 +484,7 @@ def _scatter_conv(acc, ev_idx, ev_sign, base, ne, woff, cin, cg, og, cstride,
 
 
 @njit(cache=True)
-def _scatter_channel_scale(acc, ev_idx, ev_sign, base, ne, woff, cin, weights, negated,
-                           pos_of):
+def _scatter_channel_scale(acc, ev_idx, ev_sign, base, ne, woff, cin, weights, pos_of):
     """The ``ne`` events at ``ev_*[base:]`` through a ``CHANNEL_SCALE`` projection: one add
     each, into the same neuron of the target layer (through the conv path, an identity
     shortcut's event cost about as much as a 3×3 conv's: measured on digits_resnet rate
@@ -508,7 +507,7 @@ def _scatter(acc, ev_idx, ev_sign, base, ne, n_out, kind, woff, cin, cg, og, cst
     """The ``ne`` events at ``ev_*[base:]`` through one projection; returns its synops."""
     if kind == CHANNEL_SCALE:
         return _scatter_channel_scale(acc, ev_idx, ev_sign, base, ne, woff, cin, weights,
-                                      negated, pos_of)
+                                      pos_of)
     if kind != CONV:
         return _scatter_dense(acc, ev_idx, ev_sign, base, ne, n_out, woff, weights, negated,
                               fanout)

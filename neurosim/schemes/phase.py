@@ -243,8 +243,7 @@ def convert(graph: Graph, scales: dict[str, float], params: dict[str, Any]) -> P
                         f"has {readout.neurons}")
     net = PhaseNet(graph.name, layers, K, int(params["periods"]), int(params["skip_periods"]),
                    bool(params["early"]), float(params["theta"]), dict(params))
-    theta = next(p for p in PARAMS if p.name == "theta")
-    if not params["early"] and float(params["theta"]) != theta.default:
+    if not params["early"] and float(params["theta"]) != SCHEME.param("theta").default:
         net.warnings.append(f"coding 'phase': theta={params['theta']:g} has no effect without "
                             f"early=on (it is the early decision's threshold)")
     return net
